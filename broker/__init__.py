@@ -1,0 +1,1 @@
+"""eventmill broker: API, Redis state and the child processes it owns."""

@@ -1,0 +1,111 @@
+"""Every Redis key eventmill uses, in one place.
+
+All keys live under one prefix (`em:` by default) so several environments can share a
+server. Values are orjson unless noted. The writer of each key is named so ownership
+stays obvious when reading a MONITOR trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "em:"
+
+    # --- registry (broker/registry.py) -------------------------------------------
+    @property
+    def functions(self) -> str:
+        """SET of function names."""
+        return f"{self.prefix}fns"
+
+    def function(self, name: str) -> str:
+        """STRING: orjson FunctionConfig (includes EventInvokeConfig and concurrency)."""
+        return f"{self.prefix}fn:{name}"
+
+    # --- async event path (invoker/events.py, invoker/dispatch.py) -----------------
+    def event(self, request_id: str) -> str:
+        """STRING: orjson AsyncEvent record (payload, attempt, received time...). Deleted when final."""
+        return f"{self.prefix}ev:{request_id}"
+
+    @property
+    def event_schedule(self) -> str:
+        """ZSET request_id -> time (ms) the event may next be dispatched.
+
+        The single source of truth for every accepted, unfinished async event: new
+        events score "now"; a dispatched or running event scores its lease deadline, so a
+        crashed worker's event simply becomes due again; retries and throttle back-offs
+        score their run-at time (arq's idea: delay, retry and recovery are one ZSET).
+        """
+        return f"{self.prefix}async:schedule"
+
+    @property
+    def async_wake(self) -> str:
+        """LIST of tokens: a producer pushes one so an idle dispatcher wakes at once (trimmed)."""
+        return f"{self.prefix}async:wake"
+
+    # --- sync invocations (broker/api, invoker/jobs.py) ---------------------------
+    def sync_request(self, request_id: str) -> str:
+        """STRING with TTL: orjson sync request (function, payload, client context) written by the API."""
+        return f"{self.prefix}syncreq:{request_id}"
+
+    @property
+    def sync_pending(self) -> str:
+        """LIST of sync request ids waiting for a dispatcher to hand them to a worker."""
+        return f"{self.prefix}sync:pending"
+
+    def sync_reply(self, request_id: str) -> str:
+        """LIST: the worker LPUSHes the orjson outcome of a sync invoke; the API BLPOPs it."""
+        return f"{self.prefix}sync:{request_id}"
+
+    # --- concurrency (invoker/concurrency.py) -------------------------------------
+    def concurrency(self, function: str) -> str:
+        """ZSET slot holder (request id) -> lease deadline ms: running invocations of a function."""
+        return f"{self.prefix}conc:{function}"
+
+    # --- results and DLQ (invoker/results.py) -------------------------------------
+    def result(self, request_id: str) -> str:
+        """STRING with TTL: orjson invocation result."""
+        return f"{self.prefix}res:{request_id}"
+
+    def results_index(self, function: str) -> str:
+        """ZSET request_id -> finish time ms, trimmed to the configured count."""
+        return f"{self.prefix}resx:{function}"
+
+    def logs(self, request_id: str) -> str:
+        """STRING with TTL: the invocation's full log text (bounded)."""
+        return f"{self.prefix}log:{request_id}"
+
+    def dlq(self, function: str) -> str:
+        """ZSET request_id -> discard time ms: our own DLQ index per function."""
+        return f"{self.prefix}dlq:{function}"
+
+    def dlq_record(self, request_id: str) -> str:
+        """STRING: orjson DLQ record (original event + failure), kept until purged or redriven."""
+        return f"{self.prefix}dlqr:{request_id}"
+
+    def destination_list(self, name: str) -> str:
+        """LIST: records delivered to a Redis-only destination (`redis:NAME`)."""
+        return f"{self.prefix}dest:{name}"
+
+    # --- metrics (invoker/metrics.py) ---------------------------------------------
+    def metrics(self, scope: str) -> str:
+        """HASH metric name -> number (counters and sums) for a function or mapping."""
+        return f"{self.prefix}m:{scope}"
+
+    @property
+    def metric_scopes(self) -> str:
+        """SET of scopes that have metrics."""
+        return f"{self.prefix}m:scopes"
+
+    # --- workers -----------------------------------------------------------------
+    @property
+    def workers(self) -> str:
+        """ZSET worker name -> heartbeat deadline ms."""
+        return f"{self.prefix}workers"
+
+    @property
+    def rq_queue(self) -> str:
+        """Name (not key) of the rq queue that carries invocation jobs."""
+        return f"{self.prefix}invoke"

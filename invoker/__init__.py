@@ -1,0 +1,1 @@
+"""The dispatcher and rq jobs: run invocations in the sandbox, apply Lambda's async rules."""

@@ -1,0 +1,201 @@
+"""rq entry points. A job carries ids only; the durable state is in Redis (broker/keys.py).
+
+`run_events` takes several async events per job (each keeps its own retry state), which
+is how one worker gets past rq's ~365 jobs/s floor under load.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import orjson
+
+from broker.config import FunctionConfig
+from broker.events import AsyncEvent, SyncRequest, now_ms
+from broker.metrics import function_scope, incr, observe
+from broker.registry import load_function
+from broker.results import log_tail, queue_dlq
+from invoker import policy
+from invoker.context import Context, current
+from invoker.destinations import DeliveryError, deliver_record, send
+from invoker.execute import Throttled, invoke, json_or_text, store_result
+from invoker.records import dlq_attributes, invocation_record
+from invoker.scripts import CLAIM
+
+log = logging.getLogger("eventmill.invoker")
+SYNC_REPLY_TTL_S = 120
+
+
+def run_events(token: int, request_ids: list[str]) -> int:
+    """Process dispatched async events; returns how many this job actually ran."""
+    ctx = current()
+    claim = ctx.script(CLAIM)
+    ran = 0
+    for rid in request_ids:
+        deadline = now_ms() + int(ctx.settings.lease_s * 1000)
+        if not claim(keys=[ctx.keys.event_schedule], args=[rid, token, deadline]):
+            continue  # finished, or re-dispatched after this job was presumed lost
+        ctx.claimed_events.add(rid)
+        try:
+            process_event(ctx, rid)
+            ran += 1
+        finally:
+            ctx.claimed_events.discard(rid)
+    return ran
+
+
+def process_event(ctx: Context, rid: str) -> None:
+    raw = ctx.redis.get(ctx.keys.event(rid))
+    if raw is None:
+        ctx.redis.zrem(ctx.keys.event_schedule, rid)
+        return
+    event = AsyncEvent.loads(raw)
+    config = load_function(ctx.redis, ctx.keys, event.function)
+    if config is None:
+        event.last_error = {"errorType": "ResourceNotFoundException", "errorMessage": f"Function not found: {event.function}", "status": 404}
+        _discard(ctx, event, None, "EventAgeExceeded", None)
+        return
+    ic = config.effective_invoke_config()
+    scale = ctx.settings.time_scale
+    if event.extra.get("discard"):
+        _discard(ctx, event, config, event.extra["discard"], None)
+        return
+    age_s = (now_ms() - event.received_ms) / 1000
+    if policy.event_expired(age_s, ic.maximum_event_age_s, scale):
+        _discard(ctx, event, config, "EventAgeExceeded", None)
+        return
+    if config.reserved_concurrency == 0:
+        with ctx.redis.pipeline(transaction=False) as pipe:
+            incr(pipe, ctx.keys, function_scope(config.name), "Throttles")
+            pipe.execute()
+        event.last_error = {"errorType": "TooManyRequestsException", "errorMessage": "Reserved concurrency is 0", "status": 429}
+        _discard(ctx, event, config, "RetriesExhausted", None)
+        return
+    observe_age(ctx, config.name, age_s)
+    outcome = invoke(ctx, config, rid, event.payload)
+    if isinstance(outcome, Throttled):
+        event.throttles += 1
+        event.last_error = {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.", "status": 429}
+        _decide(ctx, event, config, policy.after_throttle(event.throttles, age_s, ic.maximum_event_age_s, scale), None)
+        return
+    event.attempts += 1
+    if outcome.ok:
+        store_result(ctx, config, outcome, event.payload, invocation_type="Event", attempts=event.attempts, final=True)
+        record = invocation_record(
+            request_id=rid, function=config.name, condition="Success", attempts=event.attempts,
+            request_payload=event.payload, response_payload=outcome.payload, function_error=None,
+        )
+        deliver_record(ctx, config.name, ic.destinations.on_success, record)
+        _finish(ctx, event)
+        return
+    parsed = json_or_text(outcome.payload)
+    event.last_error = {
+        "errorType": outcome.error_type or "Unhandled",
+        "errorMessage": str(parsed.get("errorMessage", "")) if isinstance(parsed, dict) else str(parsed),
+        "status": 200,
+        "functionError": outcome.function_error,
+        "payload": outcome.payload.decode(errors="replace"),
+    }
+    decision = policy.after_function_error(event.attempts, ic.maximum_retry_attempts, age_s, ic.maximum_event_age_s, scale)
+    store_result(ctx, config, outcome, event.payload, invocation_type="Event", attempts=event.attempts, final=isinstance(decision, policy.Discard))
+    _decide(ctx, event, config, decision, outcome.payload)
+
+
+def observe_age(ctx: Context, function: str, age_s: float) -> None:
+    with ctx.redis.pipeline(transaction=False) as pipe:
+        observe(pipe, ctx.keys, function_scope(function), "AsyncEventAge", age_s * 1000)
+        pipe.execute()
+
+
+def _decide(ctx: Context, event: AsyncEvent, config: FunctionConfig, decision: policy.Decision, response: bytes | None) -> None:
+    if isinstance(decision, policy.Retry):
+        with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.set(ctx.keys.event(event.request_id), event.dumps())
+            pipe.zadd(ctx.keys.event_schedule, {event.request_id: now_ms() + int(decision.delay_s * 1000)})
+            pipe.execute()
+        return
+    _discard(ctx, event, config, decision.reason, response)
+
+
+def _discard(ctx: Context, event: AsyncEvent, config: FunctionConfig | None, reason: str, response: bytes | None) -> None:
+    """Send a dropped event to our DLQ, the function's DeadLetterConfig and OnFailure.
+
+    The reason is persisted first so a crash mid-delivery resumes delivery instead of
+    running the function again.
+    """
+    if not event.extra.get("discard"):
+        event.extra["discard"] = reason
+        ctx.redis.set(ctx.keys.event(event.request_id), event.dumps())
+    error = event.last_error or {}
+    if response is None and error.get("payload"):
+        response = str(error["payload"]).encode()
+    function = event.function
+    dlq_record = {
+        "requestId": event.request_id,
+        "functionName": function,
+        "event": json_or_text(event.payload),
+        "condition": reason,
+        "attempts": event.attempts,
+        "throttles": event.throttles,
+        "error": error,
+        "receivedAt": event.received_ms / 1000,
+        "discardedAt": time.time(),
+        "source": event.source,
+    }
+    with ctx.redis.pipeline(transaction=True) as pipe:
+        queue_dlq(pipe, ctx.keys, dlq_record, now_ms())
+        incr(pipe, ctx.keys, function_scope(function), "AsyncEventsDropped")
+        pipe.execute()
+    if config is not None and config.dead_letter_target:
+        attributes = dlq_attributes(event.request_id, int(error.get("status", 200)), str(error.get("errorMessage", "")))
+        try:
+            send(ctx, config.dead_letter_target, event.payload, attributes)
+        except DeliveryError as exc:
+            log.warning("dead-letter delivery failed for %s: %s", function, exc)
+            ctx.redis.hincrby(ctx.keys.metrics(function_scope(function)), "DeadLetterErrors", 1)
+    if config is not None:
+        record = invocation_record(
+            request_id=event.request_id, function=function, condition=reason, attempts=event.attempts,
+            request_payload=event.payload, response_payload=response, function_error=error.get("functionError"),
+        )
+        deliver_record(ctx, function, config.effective_invoke_config().destinations.on_failure, record)
+    _finish(ctx, event)
+
+
+def _finish(ctx: Context, event: AsyncEvent) -> None:
+    with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(ctx.keys.event_schedule, event.request_id)
+        pipe.delete(ctx.keys.event(event.request_id))
+        pipe.execute()
+
+
+def run_sync(request_id: str) -> None:
+    """Run a RequestResponse invoke and hand the outcome back to the waiting API call."""
+    ctx = current()
+    raw = ctx.redis.get(ctx.keys.sync_request(request_id))
+    if raw is None:
+        return
+    request = SyncRequest.loads(raw)
+    reply: dict[str, object]
+    config = load_function(ctx.redis, ctx.keys, request.function)
+    if config is None:
+        reply = {"error": "ResourceNotFoundException", "message": f"Function not found: {request.function}"}
+    else:
+        outcome = invoke(ctx, config, request_id, request.payload, client_context=request.client_context)
+        if isinstance(outcome, Throttled):
+            reply = {"error": "TooManyRequestsException", "message": "Rate Exceeded.", "reason": outcome.reason}
+        else:
+            store_result(ctx, config, outcome, request.payload, invocation_type="RequestResponse", attempts=1, final=True)
+            reply = {
+                "payload": outcome.payload.decode(errors="replace"),
+                "functionError": outcome.function_error,
+                "executedVersion": "$LATEST",
+                "logResult": base64.b64encode(log_tail(outcome.log).encode()).decode() if request.log_type == "Tail" else None,
+            }
+    with ctx.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(ctx.keys.sync_request(request_id))
+        pipe.lpush(ctx.keys.sync_reply(request_id), orjson.dumps(reply))
+        pipe.expire(ctx.keys.sync_reply(request_id), SYNC_REPLY_TTL_S)
+        pipe.execute()

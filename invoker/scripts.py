@@ -1,0 +1,44 @@
+"""Lua scripts for the multi-key or check-and-set steps (dramatiq's dispatch.lua idea).
+
+Keys touched: the async schedule ZSET (request id -> ms when it may next be dispatched)
+and a function's concurrency ZSET (holder -> lease deadline ms). See broker/keys.py.
+"""
+
+from __future__ import annotations
+
+# Take up to ARGV[3] due events and lease them until ARGV[1] + ARGV[2]; returns the
+# deadline (the dispatch token every claim must present) followed by the ids.
+DISPATCH = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
+local out = {tostring(deadline)}
+for _, rid in ipairs(due) do
+  redis.call('ZADD', KEYS[1], deadline, rid)
+  out[#out + 1] = rid
+end
+return out
+"""
+
+# Claim one dispatched event: only the dispatch whose token still matches wins, so a
+# re-dispatch after a lost job never runs the event twice at once.
+CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# Take a concurrency slot: drop expired holders, refuse at the limit (ARGV[4] < 0 means
+# unlimited). Returns the number of holders after acquiring, or -1 when throttled.
+ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local limit = tonumber(ARGV[4])
+local held = redis.call('ZCARD', KEYS[1])
+if limit >= 0 and held >= limit then
+  return -1
+end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+return held + 1
+"""

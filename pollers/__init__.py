@@ -1,0 +1,1 @@
+"""Reading event sources for event source mappings: polling, filtering, batching, acking."""
