@@ -67,6 +67,7 @@ class SyncRequest:
     log_type: str = "None"
     client_context: str | None = None
     sent_ms: int = 0
+    source: str = "RequestResponse"  # or the mapping UUID for event source mapping batches
 
     def dumps(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -187,7 +187,7 @@ def run_sync(request_id: str) -> None:
         if isinstance(outcome, Throttled):
             reply = {"error": "TooManyRequestsException", "message": "Rate Exceeded.", "reason": outcome.reason}
         else:
-            store_result(ctx, config, outcome, request.payload, invocation_type="RequestResponse", attempts=1, final=True)
+            store_result(ctx, config, outcome, request.payload, invocation_type="RequestResponse" if request.source == "RequestResponse" else "EventSourceMapping", attempts=1, final=True)
             reply = {
                 "payload": outcome.payload.decode(errors="replace"),
                 "functionError": outcome.function_error,

@@ -134,3 +134,13 @@ def sqs_client(aws_kwargs: dict[str, str]) -> Iterator[Any]:
     client = boto3.client("sqs", **aws_kwargs)
     yield client
     client.close()
+
+
+@pytest.fixture
+def stack(redis_url: str, em_prefix: str, moto_server: MotoServer, tmp_path: Path) -> Iterator[Any]:
+    """A running eventmill (API + workers on demand) isolated by key prefix; time scale 0.01."""
+    from tests.stack import Stack
+
+    deployment = Stack(redis_url, em_prefix, moto_server.endpoint, tmp_path / "data")
+    yield deployment
+    deployment.close()

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from aiohttp import web
 
 from broker.api.app import state
 from broker.config import resolve_name
 from broker.errors import InvalidParameterValueException, LambdaError, ResourceNotFoundException, TooManyRequestsException
-from broker.invocation import ASYNC_MAX_BYTES, CLIENT_CONTEXT_MAX, SYNC_MAX_BYTES, check_payload
-from broker.events import AsyncEvent, SyncRequest, new_request_id, now_ms, queue_accept, queue_sync
+from broker.invocation import ASYNC_MAX_BYTES, CLIENT_CONTEXT_MAX, SYNC_MAX_BYTES, check_payload, invoke_and_wait
+from broker.events import AsyncEvent, new_request_id, now_ms, queue_accept
 from broker.metrics import function_scope, incr
 
 # A sync invoke waits for a worker up to the function timeout plus this much queueing.
@@ -48,12 +46,14 @@ async def invoke(request: web.Request) -> web.StreamResponse:
     log_type = request.headers.get("X-Amz-Log-Type", "None")
     if config.reserved_concurrency == 0:
         raise _throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
-    sync = SyncRequest(request_id, name, payload, log_type, client_context, now_ms())
-    async with st.redis.pipeline(transaction=True) as pipe:
-        queue_sync(pipe, st.keys, sync)
-        await pipe.execute()
-    reply_raw = await _wait_reply(st, request_id, config.timeout_s + QUEUE_WAIT_S)
-    reply = orjson.loads(reply_raw)
+    try:
+        reply = await invoke_and_wait(
+            st.redis, st.keys, name, payload, timeout_s=config.timeout_s + QUEUE_WAIT_S,
+            log_type=log_type, client_context=client_context,
+        )
+    except TimeoutError as exc:
+        raise LambdaError(str(exc)) from None
+    request_id = reply["requestId"]
     if reply.get("error") == "TooManyRequestsException":
         raise _throttled(reply.get("reason", "ReservedFunctionConcurrentInvocationLimitExceeded"))
     if reply.get("error"):
@@ -68,20 +68,6 @@ async def invoke(request: web.Request) -> web.StreamResponse:
 
 def _throttled(reason: str) -> TooManyRequestsException:
     return TooManyRequestsException("Rate Exceeded.", Reason=reason, retryAfterSeconds="1")
-
-
-async def _wait_reply(st, request_id: str, timeout_s: float) -> bytes:  # type: ignore[no-untyped-def]
-    key = st.keys.sync_reply(request_id)
-    try:
-        popped = await st.redis.blpop([key], timeout=timeout_s)
-    except asyncio.CancelledError:
-        # The caller went away: take the request back if no worker has it yet.
-        await st.redis.lrem(st.keys.sync_pending, 1, request_id)
-        raise
-    if popped is None:
-        await st.redis.lrem(st.keys.sync_pending, 1, request_id)
-        raise LambdaError(f"No worker answered within {timeout_s:.0f} s; is `eventmill worker` running?")
-    return popped[1]
 
 
 def add_routes(app: web.Application) -> None:
