@@ -129,6 +129,21 @@ def worker(
     run_worker(settings, burst=burst)
 
 
+@app.command()
+def pollers(
+    redis_url: RedisUrl = None,
+    data_dir: DataDir = None,
+    log_format: Annotated[str, typer.Option(help="text or json")] = "text",
+) -> None:
+    """Run one pollers process: reads event source mappings' sources and invokes their functions (scale out by running more)."""
+    from broker.logsetup import configure
+    from pollers.runner import run_pollers
+
+    configure(log_format)
+    url = instance_url(redis_url, data_dir)
+    run_pollers(Settings(redis_url=url, **({"data_dir": data_dir} if data_dir else {})))
+
+
 def read_payload(payload: str | None) -> bytes:
     if payload is None:
         return b"{}"
@@ -302,6 +317,64 @@ def status(
         avg = (m.get("Duration:sum", 0) / count) if count else 0
         table.add_row(name, *(str(m.get(k, 0)) for k in ("Invocations", "Errors", "Throttles", "ConcurrentExecutions", "AsyncEventsReceived", "AsyncEventsDropped", "dlq")), f"{avg:.2f}")
     out.print(table)
+
+
+@app.command()
+def replay(
+    files: Annotated[list[str], typer.Argument(help="JSON Lines, JSON, AWS Records events, directories, - for stdin; .gz ok")] = [],  # noqa: B006
+    function: Annotated[str, typer.Option("--function", "-f", help="Function to replay into")] = "",
+    mode: Annotated[str, typer.Option(help="event (async path), sync, or batch")] = "event",
+    source: Annotated[Optional[str], typer.Option(help="batch mode: sqs, kinesis or dynamodb")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="batch mode: records per batch")] = None,
+    concurrency: Annotated[int, typer.Option(help="sync mode: invocations in flight")] = 1,
+    rate: Annotated[Optional[str], typer.Option(help="Events per second, e.g. 50/s")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="Replay with the original timestamps' spacing divided by X")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N events")] = None,
+    filter: Annotated[Optional[str], typer.Option("--filter", help="A FilterCriteria pattern (JSON)")] = None,
+    ordered: Annotated[bool, typer.Option(help="Keep order per partition key / message group")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed lines instead of refusing the run")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write one JSON line per event with its outcome")] = None,
+    only_failed: Annotated[Optional[Path], typer.Option(help="Replay only the failures of a previous --out file")] = None,
+    allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when events failed")] = False,
+    redis_url: RedisUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replay recorded events through a function with live semantics; exit 0 only if all succeeded."""
+    from eventmill.replay import ReplayError
+    from eventmill.replay.api import replay as run_replay
+    from eventmill.replay.progress import ProgressDisplay, print_summary
+
+    if not function:
+        raise fail("--function is required")
+    if not files and only_failed is None:
+        raise fail("give at least one input file (or - for stdin), or --only-failed")
+    per_second = None
+    if rate:
+        try:
+            per_second = float(rate.removesuffix("/s"))
+        except ValueError:
+            raise fail(f"--rate must look like 50/s, got {rate!r}") from None
+    criteria = None
+    if filter:
+        try:
+            criteria = orjson.loads(filter)
+        except orjson.JSONDecodeError as exc:
+            raise fail(f"--filter is not JSON: {exc}") from None
+    url = instance_url(redis_url, data_dir)
+    with ProgressDisplay(err) as display:
+        try:
+            report = run_replay(
+                function, files, mode=mode, redis_url=url, prefix=os.environ.get("EVENTMILL_PREFIX", "em:"),
+                concurrency=concurrency, rate=per_second, speed=speed, limit=limit, filter=criteria, ordered=ordered,
+                skip_bad=skip_bad, only_failed=only_failed, out=out_file, source=source, batch_size=batch_size,
+                progress=display.update,
+            )
+        except (ReplayError, FileNotFoundError, ValueError) as exc:
+            display.stop()
+            raise fail(str(exc)) from None
+    print_summary(out, report)
+    if not report.ok and not allow_failures:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -39,6 +39,9 @@ class AsyncEvent:
     throttles: int = 0
     last_error: dict[str, Any] | None = None
     source: str = "api"
+    # A LIST key the worker RPUSHes {"requestId", "condition", "attempts"} to when the
+    # event is final (success or discard): how replay follows 100k events cheaply.
+    notify: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def dumps(self) -> bytes:

@@ -45,6 +45,10 @@ class Keys:
         """LIST of tokens: a producer pushes one so an idle dispatcher wakes at once (trimmed)."""
         return f"{self.prefix}async:wake"
 
+    def notify(self, name: str) -> str:
+        """LIST: final outcomes of async events that asked for notification (replay runs)."""
+        return f"{self.prefix}notify:{name}"
+
     # --- sync invocations (broker/api, invoker/jobs.py) ---------------------------
     def sync_request(self, request_id: str) -> str:
         """STRING with TTL: orjson sync request (function, payload, client context) written by the API."""

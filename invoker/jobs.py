@@ -88,7 +88,7 @@ def process_event(ctx: Context, rid: str) -> None:
             request_payload=event.payload, response_payload=outcome.payload, function_error=None,
         )
         deliver_record(ctx, config.name, ic.destinations.on_success, record)
-        _finish(ctx, event)
+        _finish(ctx, event, "Success")
         return
     parsed = json_or_text(outcome.payload)
     event.last_error = {
@@ -161,13 +161,16 @@ def _discard(ctx: Context, event: AsyncEvent, config: FunctionConfig | None, rea
             request_payload=event.payload, response_payload=response, function_error=error.get("functionError"),
         )
         deliver_record(ctx, function, config.effective_invoke_config().destinations.on_failure, record)
-    _finish(ctx, event)
+    _finish(ctx, event, reason)
 
 
-def _finish(ctx: Context, event: AsyncEvent) -> None:
+def _finish(ctx: Context, event: AsyncEvent, condition: str) -> None:
     with ctx.redis.pipeline(transaction=True) as pipe:
         pipe.zrem(ctx.keys.event_schedule, event.request_id)
         pipe.delete(ctx.keys.event(event.request_id))
+        if event.notify:
+            outcome = {"requestId": event.request_id, "condition": condition, "attempts": event.attempts}
+            pipe.rpush(event.notify, orjson.dumps(outcome))
         pipe.execute()
 
 
@@ -191,6 +194,7 @@ def run_sync(request_id: str) -> None:
             reply = {
                 "payload": outcome.payload.decode(errors="replace"),
                 "functionError": outcome.function_error,
+                "duration": round(outcome.duration_ms, 3),
                 "executedVersion": "$LATEST",
                 "logResult": base64.b64encode(log_tail(outcome.log).encode()).decode() if request.log_type == "Tail" else None,
             }

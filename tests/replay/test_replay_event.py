@@ -1,0 +1,128 @@
+"""`eventmill replay` and the Python API against a running stack (real workers, nsjail)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from eventmill import replay
+from tests.stack import ROOT, Stack
+
+ECHO = """
+def handler(event, context):
+    if isinstance(event, dict) and event.get("fail"):
+        raise ValueError("bad event %s" % event.get("n"))
+    return {"n": event.get("n") if isinstance(event, dict) else None}
+"""
+
+
+def write_jsonl(path: Path, events: list[object], bad_lines: dict[int, str] | None = None) -> Path:
+    lines = [orjson.dumps(e).decode() for e in events]
+    for index, text in sorted((bad_lines or {}).items()):
+        lines.insert(index, text)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "broker.cli", "replay", *args, "--redis-url", stack.redis_url],
+        env=stack.env(), cwd=str(ROOT), capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_event_mode_all_succeed_results_file_and_exit_0(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    src = write_jsonl(tmp_path / "events.jsonl", [{"n": i} for i in range(200)])
+    out = tmp_path / "results.jsonl"
+    proc = cli(stack, str(src), "--function", "echo", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert len(lines) == 200
+    assert {line["status"] for line in lines} == {"success"}
+    assert sorted(line["payload"]["n"] for line in lines) == list(range(200))
+    assert all(line["requestId"] and line["attempts"] == 1 for line in lines)
+    assert "summary: events=200 succeeded=200 failed=0" in proc.stdout and "events/s=" in proc.stdout
+
+
+def test_malformed_lines_refused_before_sending_then_skipped(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    src = write_jsonl(tmp_path / "bad.jsonl", [{"n": i} for i in range(10)], {2: "{nope", 5: "[1,", 9: "x"})
+    proc = cli(stack, str(src), "--function", "echo")
+    assert proc.returncode == 1
+    assert "3 malformed line(s)" in proc.stderr
+    for number in (3, 6, 10):
+        assert f"bad.jsonl:{number}:" in proc.stderr
+    assert stack.metric("echo", "AsyncEventsReceived") == 0  # nothing was sent
+    proc = cli(stack, str(src), "--function", "echo", "--skip-bad")
+    assert proc.returncode == 0, proc.stderr
+    assert stack.metric("echo", "AsyncEventsReceived") == 10
+    assert "succeeded=10 failed=0" in proc.stdout and "skipped=3" in proc.stdout
+
+
+def test_failures_exit_nonzero_and_only_failed_replays_just_those(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    stack.lambda_client.put_function_event_invoke_config(FunctionName="echo", MaximumRetryAttempts=0)
+    events = [{"n": i, "fail": i % 4 == 0} for i in range(12)]
+    src = write_jsonl(tmp_path / "mixed.jsonl", events)
+    out = tmp_path / "first.jsonl"
+    proc = cli(stack, str(src), "--function", "echo", "--out", str(out))
+    assert proc.returncode == 1
+    assert proc.stdout.count("failed: ") == 3
+    first = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert sorted(line["event"]["n"] for line in first if line["status"] == "error") == [0, 4, 8]
+    out2 = tmp_path / "second.jsonl"
+    proc = cli(stack, "--only-failed", str(out), "--function", "echo", "--out", str(out2), "--allow-failures")
+    assert proc.returncode == 0
+    second = [orjson.loads(x) for x in out2.read_bytes().splitlines()]
+    assert sorted(line["event"]["n"] for line in second) == [0, 4, 8]
+
+
+def test_python_api_sync_mode_records_input_and_gzip(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    sqs_event = {"Records": [
+        {"messageId": str(i), "body": "x", "attributes": {"SentTimestamp": str(1700000000000 + i)}, "eventSource": "aws:sqs", "n": i}
+        for i in range(5)
+    ]}
+    gz = tmp_path / "records.json.gz"
+    gz.write_bytes(gzip.compress(orjson.dumps(sqs_event)))
+    report = replay("echo", [gz], mode="sync", concurrency=2, redis_url=stack.redis_url, prefix=stack.prefix)
+    assert report.ok and report.succeeded == 5
+    assert sorted(o.payload["n"] for o in report.outcomes) == list(range(5))  # one record per event
+    assert all(o.event["eventSource"] == "aws:sqs" for o in report.outcomes)
+
+
+def test_filter_and_limit(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    src = write_jsonl(tmp_path / "f.jsonl", [{"n": i, "kind": "a" if i % 2 else "b"} for i in range(20)])
+    report = replay("echo", [src], redis_url=stack.redis_url, prefix=stack.prefix, limit=10, filter={"kind": ["a"]})
+    assert report.ok
+    assert report.filtered == 5 and report.succeeded == 5
+    assert sorted(o.payload["n"] for o in report.outcomes if o.status == "success") == [1, 3, 5, 7, 9]
+
+
+@pytest.mark.slow
+def test_replay_100k_events_event_mode(stack: Stack, tmp_path: Path) -> None:
+    """The issue's full count: 100,000 JSON Lines events through a no-op function."""
+    stack.start_worker(2)
+    stack.create_function("noop", "def handler(event, context):\n    return None\n")
+    src = tmp_path / "big.jsonl"
+    src.write_bytes(b"".join(orjson.dumps({"n": i}) + b"\n" for i in range(100_000)))
+    out = tmp_path / "big-results.jsonl"
+    proc = cli(stack, str(src), "--function", "noop", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out, "rb") as f:
+        assert sum(1 for _ in f) == 100_000
+    assert "summary: events=100000 succeeded=100000 failed=0" in proc.stdout
+    print(proc.stdout)
