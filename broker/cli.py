@@ -377,6 +377,44 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def record(
+    source: Annotated[str, typer.Option("--source", help="SQS queue URL/ARN, Kinesis stream ARN or DynamoDB stream ARN")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSON Lines file to write (replay takes it unchanged)")],
+    limit: Annotated[Optional[int], typer.Option(help="Stop after N records")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after S seconds (default: when the source is idle for 2 s)")] = None,
+    peek: Annotated[bool, typer.Option(help="SQS: release each message again (visibility 0) instead of consuming it")] = False,
+    position: Annotated[str, typer.Option(help="Streams: TRIM_HORIZON, LATEST or AT_TIMESTAMP")] = "TRIM_HORIZON",
+    timestamp: Annotated[Optional[float], typer.Option(help="Streams: epoch seconds for AT_TIMESTAMP")] = None,
+    aws_endpoint: Annotated[Optional[str], typer.Option("--aws-endpoint", envvar="EVENTMILL_AWS_ENDPOINT", help="Emulator endpoint (default: the running instance's)")] = None,
+    aws: Annotated[str, typer.Option("--aws", help="'instance' (the running eventmill's emulator) or 'real'")] = "instance",
+    data_dir: DataDir = None,
+) -> None:
+    """Capture records from a live source into JSON Lines for `eventmill replay`."""
+    import asyncio
+
+    from pollers.record import RecordOptions
+    from pollers.record import record as run_record
+
+    if position not in ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"):
+        raise fail("--position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+    endpoint = aws_endpoint
+    if endpoint is None and aws != "real":
+        info = read_instance(data_dir or default_data_dir())
+        if info is None or not info["aws_endpoint"]:
+            raise fail("no emulator endpoint: pass --aws-endpoint URL, --aws real, or start `eventmill up`")
+        endpoint = info["aws_endpoint"]
+    settings = Settings(redis_url="", aws_endpoint=endpoint)
+    options = RecordOptions(source=source, out=out_file, limit=limit, duration_s=duration, peek=peek, position=position, timestamp=timestamp)
+    try:
+        count = asyncio.run(run_record(settings, options))
+    except (ValueError, OSError) as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # botocore errors: one line, not a traceback
+        raise fail(f"{type(exc).__name__}: {exc}") from None
+    out.print(f"recorded {count} record(s) to {out_file}")
+
+
 def main() -> None:
     app()
 

@@ -30,6 +30,11 @@ class Item:
     timestamp: float | None = None
     order_key: str | None = None
 
+    def payload(self) -> Any:
+        """What the function receives in event/sync mode: a Lambda record arrives as the
+        one-record event its source would send ({"Records": [record]}), anything else as is."""
+        return {"Records": [self.event]} if self.source else self.event
+
 
 @dataclass(frozen=True)
 class BadLine:

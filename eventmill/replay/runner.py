@@ -102,7 +102,7 @@ class EventRun:
     async def _submit(self, batch: list[int], ids: list[str | None], index_of: dict[str, int], notify: str) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             for index in batch:
-                payload = orjson.dumps(self.items[index].event).decode()
+                payload = orjson.dumps(self.items[index].payload()).decode()
                 if len(payload) > ASYNC_MAX_BYTES:
                     raise ValueError(f"{self.items[index].origin}: event is larger than the async limit ({ASYNC_MAX_BYTES} bytes)")
                 event = AsyncEvent(new_request_id(), self.function, payload, now_ms(), source="replay", notify=notify)
@@ -156,7 +156,7 @@ async def run_sync(
         if delay > 0:
             await asyncio.sleep(delay)
         item = items[index]
-        payload = orjson.dumps(item.event).decode()
+        payload = orjson.dumps(item.payload()).decode()
         async with gate:
             if len(payload) > SYNC_MAX_BYTES:
                 reply: dict[str, Any] = {"error": "RequestEntityTooLargeException", "message": f"event is larger than {SYNC_MAX_BYTES} bytes", "requestId": ""}

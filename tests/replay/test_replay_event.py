@@ -16,6 +16,8 @@ from tests.stack import ROOT, Stack
 
 ECHO = """
 def handler(event, context):
+    if isinstance(event, dict) and "Records" in event:
+        event = event["Records"][0]
     if isinstance(event, dict) and event.get("fail"):
         raise ValueError("bad event %s" % event.get("n"))
     return {"n": event.get("n") if isinstance(event, dict) else None}
@@ -98,7 +100,7 @@ def test_python_api_sync_mode_records_input_and_gzip(stack: Stack, tmp_path: Pat
     gz.write_bytes(gzip.compress(orjson.dumps(sqs_event)))
     report = replay("echo", [gz], mode="sync", concurrency=2, redis_url=stack.redis_url, prefix=stack.prefix)
     assert report.ok and report.succeeded == 5
-    assert sorted(o.payload["n"] for o in report.outcomes) == list(range(5))  # one record per event
+    assert sorted(o.payload["n"] for o in report.outcomes) == list(range(5))  # one record per event, as {"Records": [r]}
     assert all(o.event["eventSource"] == "aws:sqs" for o in report.outcomes)
 
 
