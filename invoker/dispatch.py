@@ -51,7 +51,10 @@ def dispatch_due(ctx: Context, queue: Queue) -> int:
     rids = [r.decode() for r in reply[1:]]
     if not rids:
         return 0
-    per_job = min(MAX_EVENTS_PER_JOB, max(1, math.ceil(len(rids) / (workers * JOBS_PER_WORKER))))
+    # Spread over the jobs there is room for, not over workers * JOBS_PER_WORKER: when the
+    # queue is nearly full (room 1) the events go out as one job instead of many tiny ones
+    # that overfill the queue and pay rq's ~3 ms per job for a few events each.
+    per_job = min(MAX_EVENTS_PER_JOB, max(1, math.ceil(len(rids) / room)))
     jobs = [
         Queue.prepare_data("invoker.jobs.run_events", args=(token, rids[i:i + per_job]), **enqueue_options())  # type: ignore[arg-type]
         for i in range(0, len(rids), per_job)

@@ -13,7 +13,8 @@ import orjson
 from broker.config import FunctionConfig, function_arn
 from broker.events import now_ms
 from broker.metrics import function_scope, incr, observe
-from broker.results import log_tail, queue_log, queue_result
+from broker.results import log_tail, queue_log
+from broker.results import queue_result as queue_result_record
 from invoker.context import Context
 from invoker.scripts import ACQUIRE
 from sandbox import FunctionSpec, InvokeRequest, InvokeResult
@@ -78,12 +79,15 @@ def invoke(
                 invoked_function_arn=function_arn(config.name),
             ),
         )
-    finally:
+    except BaseException:
         ctx.running.pop(request_id, None)
         release(ctx, config, request_id)
+        raise
+    ctx.running.pop(request_id, None)
     if result.ok and len(result.payload) > MAX_RESPONSE_BYTES:
         result = _too_large(result)
     with ctx.redis.pipeline(transaction=False) as pipe:
+        pipe.zrem(ctx.keys.concurrency(config.name), request_id)
         incr(pipe, ctx.keys, scope, "Invocations")
         if not result.ok:
             incr(pipe, ctx.keys, scope, "Errors")
@@ -112,10 +116,12 @@ def json_or_text(raw: bytes | str) -> Any:
         return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
 
 
-def store_result(
-    ctx: Context, config: FunctionConfig, result: InvokeResult, event: str, *,
+def queue_result(
+    pipe: Any, ctx: Context, config: FunctionConfig, result: InvokeResult, event: str, *,
     invocation_type: str, attempts: int, final: bool,
 ) -> dict[str, Any]:
+    """Queue the result record and log on `pipe` (the caller executes it with whatever
+    else finishes the invocation, so one round trip ends it)."""
     response = json_or_text(result.payload) if result.payload else None
     record: dict[str, Any] = {
         "requestId": result.request_id,
@@ -137,8 +143,6 @@ def store_result(
         "finishedAt": time.time(),
     }
     settings = ctx.settings
-    with ctx.redis.pipeline(transaction=False) as pipe:
-        queue_result(pipe, ctx.keys, record, settings.result_ttl_s, settings.results_per_function, now_ms())
-        queue_log(pipe, ctx.keys, result.request_id, result.log, settings.result_ttl_s)
-        pipe.execute()
+    queue_result_record(pipe, ctx.keys, record, settings.result_ttl_s, settings.results_per_function, now_ms())
+    queue_log(pipe, ctx.keys, result.request_id, result.log, settings.result_ttl_s)
     return record

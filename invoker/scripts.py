@@ -19,15 +19,19 @@ end
 return out
 """
 
-# Claim one dispatched event: only the dispatch whose token still matches wins, so a
-# re-dispatch after a lost job never runs the event twice at once.
-CLAIM = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
-  return 1
+# Claim dispatched events (ARGV[3..]) for a running job: only the dispatch whose token
+# (ARGV[1]) still matches wins, so a re-dispatch after a lost job never runs an event
+# twice at once. Claimed ones get the running lease ARGV[2]; returns the claimed ids.
+CLAIM_MANY = """
+local claimed = {}
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[1]) then
+    redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), ARGV[i])
+    claimed[#claimed + 1] = ARGV[i]
+  end
 end
-return 0
+return claimed
 """
 
 # Take a concurrency slot: drop expired holders, refuse at the limit (ARGV[4] < 0 means
