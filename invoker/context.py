@@ -7,9 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 import redis
-from botocore.config import Config
 
 from broker.keys import Keys
 from broker.settings import Settings
@@ -48,6 +46,10 @@ class Context:
         with self._lock:
             client = self._clients.get(service)
             if client is None:
+                # Imported here: boto3 adds ~9 MB to every idle worker that never delivers.
+                import boto3
+                from botocore.config import Config
+
                 kwargs: dict[str, Any] = {"region_name": self.settings.region, "config": Config(retries={"max_attempts": 3})}
                 if self.settings.aws_endpoint:
                     kwargs.update(endpoint_url=self.settings.aws_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
