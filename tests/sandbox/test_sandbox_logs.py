@@ -36,7 +36,7 @@ def test_text_log_lines(pool: Pool, make_function, req) -> None:
         r"\[WARNING\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t" + first.request_id + r"\tcareful", lines[3]
     )
     assert lines[4] == f"END RequestId: {first.request_id}"
-    assert re.fullmatch(REPORT.format(rid=first.request_id) + r"\tInit Duration: \d+\.\d\d ms", lines[5])
+    assert re.fullmatch(REPORT.format(rid=first.request_id) + r"Init Duration: \d+\.\d\d ms\t", lines[5])
     assert lines[6:] == [""]
     assert cold.init_duration_ms is not None and cold.init_duration_ms > 0
     assert "info line" not in cold.log  # Text format keeps the root logger at WARNING, like Lambda
