@@ -9,6 +9,8 @@ CloudFormation block pastes in), and the one place a create body becomes a Funct
         Timeout: 3
         EventInvokeConfig: {MaximumRetryAttempts: 0}
         ReservedConcurrentExecutions: 1
+    event_source_mappings:               # CreateEventSourceMapping bodies (broker/mappings.py)
+      - {FunctionName: hello, EventSourceArn: "arn:aws:sqs:us-east-1:123456789012:in", BatchSize: 5}
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from broker.code import HOT_RELOAD_BUCKET, from_api_code
 from broker.config import EventInvokeConfig, FunctionConfig, now_iso, parse_reserved_concurrency, parse_settings, resolve_name
 from broker.errors import InvalidParameterValueException, LambdaError
 from broker.keys import Keys
+from broker.mappings import plan_project, save_mappings
 
 
 def build_function(body: dict[str, Any], data_dir: Path) -> FunctionConfig:
@@ -71,16 +74,19 @@ def load_project(path: Path) -> list[dict[str, Any]]:
 
 
 def apply_project(client: redis.Redis, keys: Keys, data_dir: Path, path: Path) -> list[str]:
-    """Register every function of the file; all are validated before any is written."""
+    """Register every function of the file, then its event source mappings; all are
+    validated before any is written."""
     configs = []
     for index, body in enumerate(load_project(path)):
         try:
             configs.append(build_function(body, data_dir))
         except LambdaError as exc:
             raise type(exc)(f"{path}: functions[{index}] ({body.get('FunctionName')}): {exc.message}") from None
+    mappings = plan_project(client, keys, path, {c.name for c in configs})
     with client.pipeline(transaction=True) as pipe:
         for config in configs:
             pipe.set(keys.function(config.name), orjson.dumps(config.to_dict()))
             pipe.sadd(keys.functions, config.name)
         pipe.execute()
+    save_mappings(client, keys, mappings)
     return [c.name for c in configs]

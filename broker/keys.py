@@ -24,6 +24,16 @@ class Keys:
         """STRING: orjson FunctionConfig (includes EventInvokeConfig and concurrency)."""
         return f"{self.prefix}fn:{name}"
 
+    # --- event source mappings (broker/mappings.py; pollers settle their state) ---
+    @property
+    def mappings(self) -> str:
+        """SET of event source mapping UUIDs."""
+        return f"{self.prefix}esms"
+
+    def mapping(self, uuid: str) -> str:
+        """STRING: orjson EventSourceMapping (written by the API / deploy, state moved by pollers)."""
+        return f"{self.prefix}esm:{uuid}"
+
     # --- async event path (invoker/events.py, invoker/dispatch.py) -----------------
     def event(self, request_id: str) -> str:
         """STRING: orjson AsyncEvent record (payload, attempt, received time...). Deleted when final."""
@@ -102,6 +112,40 @@ class Keys:
     def metric_scopes(self) -> str:
         """SET of scopes that have metrics."""
         return f"{self.prefix}m:scopes"
+
+    # --- pollers (pollers/sqs.py) -------------------------------------------------
+    def sqs_sequence(self, queue_arn: str) -> str:
+        """STRING counter: SequenceNumbers eventmill synthesises for a FIFO queue whose emulator returns none."""
+        return f"{self.prefix}sqsseq:{queue_arn}"
+
+    def sqs_receive_lock(self, queue_arn: str) -> str:
+        """STRING with PX: the pollers process currently inside ReceiveMessage on a FIFO queue (pollers/sqs.py)."""
+        return f"{self.prefix}sqsrx:{queue_arn}"
+
+    # --- stream mappings (pollers/leases.py, pollers/checkpoints.py) ---------------
+    def stream_leases(self, mapping: str) -> str:
+        """ZSET shard id -> lease deadline ms (Redis TIME): who may work a shard, renewed by heartbeat."""
+        return f"{self.prefix}esm:{mapping}:lease"
+
+    def stream_lease_owners(self, mapping: str) -> str:
+        """HASH shard id -> owner (pollers process id) of the lease in stream_leases."""
+        return f"{self.prefix}esm:{mapping}:leaseowner"
+
+    def stream_owners(self, mapping: str) -> str:
+        """ZSET owner -> heartbeat deadline ms: live pollers processes sharing a mapping's shards."""
+        return f"{self.prefix}esm:{mapping}:owners"
+
+    def stream_checkpoints(self, mapping: str) -> str:
+        """HASH shard id -> last done sequence number, or SHARD_END; written owner-checked."""
+        return f"{self.prefix}esm:{mapping}:ckpt"
+
+    def stream_inflight(self, mapping: str) -> str:
+        """HASH shard id -> ms until which a batch of that shard may still run in a worker."""
+        return f"{self.prefix}esm:{mapping}:inflight"
+
+    def stream_backlog(self, mapping: str) -> str:
+        """HASH shard id -> records read but not yet checkpointed (backlog estimate)."""
+        return f"{self.prefix}esm:{mapping}:backlog"
 
     # --- workers -----------------------------------------------------------------
     @property

@@ -10,6 +10,8 @@ from typing import Any, Awaitable, Callable
 import orjson
 import redis.asyncio as aredis
 from aiohttp import web
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from broker.errors import InvalidRequestContentException, LambdaError
 from broker.keys import Keys
@@ -77,7 +79,9 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
 def create_app(settings: Settings, client: aredis.Redis | None = None) -> web.Application:
     from broker.api import functions, invoke, metrics_route, settings_routes
 
-    client = client or aredis.Redis.from_url(settings.redis_url)
+    # redis.asyncio's from_url does not retry a dropped connection (the sync client does):
+    # without this the first requests after a Redis restart fail on stale pooled sockets.
+    client = client or aredis.Redis.from_url(settings.redis_url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3))
     keys = Keys(settings.prefix)
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_BODY_BYTES)
     app[STATE] = ApiState(settings=settings, redis=client, keys=keys, registry=Registry(client, keys))
@@ -85,6 +89,8 @@ def create_app(settings: Settings, client: aredis.Redis | None = None) -> web.Ap
     invoke.add_routes(app)
     settings_routes.add_routes(app)
     metrics_route.add_routes(app)
+    from broker.api import mappings as mapping_routes
+    mapping_routes.add_routes(app)
 
     async def close_redis(app: web.Application) -> None:
         await client.aclose()
