@@ -307,8 +307,9 @@ def status(
             "dlq": int(client.zcard(keys.dlq(name))),
             **{k: (round(v, 3) if isinstance(v, float) and not v.is_integer() else int(v)) for k, v in m.items()},
         }
+    mappings = {scope[4:]: {k: round(v, 3) for k, v in m.items()} for scope, m in metrics.items() if scope.startswith("esm:")}
     if json:
-        sys.stdout.write(orjson.dumps({"queues": depths, "functions": functions}).decode() + "\n")
+        sys.stdout.write(orjson.dumps({"queues": depths, "functions": functions, "mappings": mappings}).decode() + "\n")
         return
     out.print("queues: " + "  ".join(f"{k}={v}" for k, v in depths.items()), highlight=False)
     table = Table("function", "Invocations", "Errors", "Throttles", "Concurrent", "AsyncReceived", "Dropped", "DLQ", "avg ms")
@@ -317,6 +318,14 @@ def status(
         avg = (m.get("Duration:sum", 0) / count) if count else 0
         table.add_row(name, *(str(m.get(k, 0)) for k in ("Invocations", "Errors", "Throttles", "ConcurrentExecutions", "AsyncEventsReceived", "AsyncEventsDropped", "dlq")), f"{avg:.2f}")
     out.print(table)
+    if mappings:
+        esm = Table("mapping", "Polled", "Filtered", "Batches", "avg size", "Invoked", "FailedItems", "Deleted", "Returned", "avg lag ms")
+        for uid, m in mappings.items():
+            size = m.get("BatchSize:sum", 0) / (m.get("BatchSize:count") or 1)
+            lag = m.get("Lag:sum", 0) / (m.get("Lag:count") or 1)
+            esm.add_row(uid, *(str(int(m.get(k, 0))) for k in ("Polled", "Filtered", "Batches")), f"{size:.1f}",
+                        *(str(int(m.get(k, 0))) for k in ("Invoked", "FailedItems", "Deleted", "Returned")), f"{lag:.0f}")
+        out.print(esm)
 
 
 @app.command()
@@ -326,6 +335,8 @@ def replay(
     mode: Annotated[str, typer.Option(help="event (async path), sync, or batch")] = "event",
     source: Annotated[Optional[str], typer.Option(help="batch mode: sqs, kinesis or dynamodb")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="batch mode: records per batch")] = None,
+    mapping: Annotated[Optional[str], typer.Option(help="batch mode: CreateEventSourceMapping fields as JSON, e.g. '{\"BisectBatchOnFunctionError\": true}'")] = None,
+    max_receive_count: Annotated[int, typer.Option(help="batch mode, SQS: receives before a failing message counts as moved to the DLQ")] = 1,
     concurrency: Annotated[int, typer.Option(help="sync mode: invocations in flight")] = 1,
     rate: Annotated[Optional[str], typer.Option(help="Events per second, e.g. 50/s")] = None,
     speed: Annotated[Optional[float], typer.Option(help="Replay with the original timestamps' spacing divided by X")] = None,
@@ -360,6 +371,12 @@ def replay(
             criteria = orjson.loads(filter)
         except orjson.JSONDecodeError as exc:
             raise fail(f"--filter is not JSON: {exc}") from None
+    mapping_fields = None
+    if mapping:
+        try:
+            mapping_fields = orjson.loads(mapping)
+        except orjson.JSONDecodeError as exc:
+            raise fail(f"--mapping is not JSON: {exc}") from None
     url = instance_url(redis_url, data_dir)
     with ProgressDisplay(err) as display:
         try:
@@ -367,7 +384,7 @@ def replay(
                 function, files, mode=mode, redis_url=url, prefix=os.environ.get("EVENTMILL_PREFIX", "em:"),
                 concurrency=concurrency, rate=per_second, speed=speed, limit=limit, filter=criteria, ordered=ordered,
                 skip_bad=skip_bad, only_failed=only_failed, out=out_file, source=source, batch_size=batch_size,
-                progress=display.update,
+                mapping=mapping_fields, max_receive_count=max_receive_count, progress=display.update,
             )
         except (ReplayError, FileNotFoundError, ValueError) as exc:
             display.stop()

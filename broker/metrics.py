@@ -18,7 +18,7 @@ COUNTERS = (
     "DeadLetterErrors", "DestinationDeliveryFailures",
 )
 DISTRIBUTIONS = ("Duration", "AsyncEventAge")
-GAUGES = ("ConcurrentExecutions",)
+GAUGES = ("ConcurrentExecutions", "EstimatedBacklog")
 
 
 def incr(pipe: Any, keys: Keys, scope: str, name: str, by: int = 1) -> None:

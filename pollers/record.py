@@ -24,6 +24,8 @@ from pollers.base import PollerContext
 from pollers.sqs_event import sqs_record
 
 Written = Callable[[int], None]
+# invokeIdentityArn of recorded Kinesis records: the role a mapping would invoke with.
+RECORDER_ROLE = "arn:aws:iam::123456789012:role/lambda-role"
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,15 @@ class Recorder:
         service = "kinesis" if kind == "kinesis" else "dynamodbstreams"
         arn = self.opts.source
         async with self.ctx.client(service) as client:
-            if kind == "kinesis":
-                shards = (await client.describe_stream(StreamARN=arn))["StreamDescription"]["Shards"]
-            else:
-                shards = (await client.describe_stream(StreamArn=arn))["StreamDescription"]["Shards"]
+            # Kinesis by StreamName: moto's iterators lose the stream when given StreamARN.
+            stream = {"StreamName": arn.split("/", 1)[1]} if kind == "kinesis" else {"StreamArn": arn}
+            shards = (await client.describe_stream(**stream))["StreamDescription"]["Shards"]
             iterators: dict[str, str | None] = {}
             for shard in shards:
                 kwargs: dict[str, Any] = {"ShardId": shard["ShardId"], "ShardIteratorType": self.opts.position}
                 if self.opts.position == "AT_TIMESTAMP":
                     kwargs["Timestamp"] = datetime.fromtimestamp(self.opts.timestamp or 0, tz=timezone.utc)
-                kwargs["StreamARN" if kind == "kinesis" else "StreamArn"] = arn
+                kwargs.update(stream)
                 iterators[shard["ShardId"]] = (await client.get_shard_iterator(**kwargs))["ShardIterator"]
             while not self.done() and any(iterators.values()):
                 got = 0
@@ -139,8 +140,12 @@ class Recorder:
                     for raw in resp.get("Records", []):
                         if self.opts.limit is not None and self.count >= self.opts.limit:
                             break
-                        record = kinesis_record(raw, shard_id, arn, self.ctx.settings.region) if kind == "kinesis" else dynamodb_record(raw, arn, self.ctx.settings.region)
-                        self.emit(out, record)
+                        region = self.ctx.settings.region
+                        built = (
+                            kinesis_record(raw, shard_id=shard_id, stream_arn=arn, region=region, role=RECORDER_ROLE)
+                            if kind == "kinesis" else dynamodb_record(raw, stream_arn=arn, region=region)
+                        )
+                        self.emit(out, built.event)
                         got += 1
                 out.flush()
                 if not got:

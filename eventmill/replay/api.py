@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -10,9 +11,11 @@ from typing import Any, Iterable, Sequence
 import orjson
 import redis.asyncio as aredis
 
+from broker.errors import LambdaError
 from broker.instance import default_data_dir, read_instance
 from broker.keys import Keys
 from broker.registry import Registry
+from broker.settings import Settings
 from eventmill.replay.inputs import BadLine, Item, items_of, read_inputs
 from eventmill.replay.report import Outcome, ReplayReport, failed_events
 from eventmill.replay.runner import EventRun, Pacing, Progress, run_sync
@@ -68,13 +71,17 @@ def _filter(items: list[Item], criteria: dict[str, Any] | None) -> tuple[list[It
     return kept, dropped
 
 
-def _redis_url(redis_url: str | None, data_dir: Path | None) -> str:
-    if redis_url:
-        return redis_url
-    info = read_instance(data_dir or default_data_dir())
-    if info is None:
-        raise ReplayError(f"no running eventmill found in {data_dir or default_data_dir()} (start one with `eventmill up`, or pass redis_url)")
-    return info["redis_url"]
+def _endpoints(redis_url: str | None, aws_endpoint: str | None, data_dir: Path | None) -> tuple[str, str | None]:
+    """Redis URL and AWS endpoint: given, else the running instance's (EVENTMILL_AWS_ENDPOINT
+    is the fallback endpoint when only a Redis URL is given)."""
+    info = read_instance(data_dir or default_data_dir()) if not redis_url or aws_endpoint is None else None
+    if not redis_url:
+        if info is None:
+            raise ReplayError(f"no running eventmill found in {data_dir or default_data_dir()} (start one with `eventmill up`, or pass redis_url)")
+        redis_url = info["redis_url"]
+    if aws_endpoint is None:
+        aws_endpoint = (info["aws_endpoint"] if info else None) or os.environ.get("EVENTMILL_AWS_ENDPOINT") or None
+    return redis_url, aws_endpoint
 
 
 async def replay_async(
@@ -83,7 +90,7 @@ async def replay_async(
     rate: float | None = None, speed: float | None = None, limit: int | None = None, filter: dict[str, Any] | None = None,
     ordered: bool = False, skip_bad: bool = False, only_failed: Path | None = None, out: Path | None = None,
     source: str | None = None, batch_size: int | None = None, mapping: dict[str, Any] | None = None,
-    progress: Progress | None = None,
+    aws_endpoint: str | None = None, max_receive_count: int = 1, progress: Progress | None = None,
 ) -> ReplayReport:
     if mode not in MODES:
         raise ReplayError(f"mode must be one of {', '.join(MODES)}")
@@ -91,7 +98,8 @@ async def replay_async(
     if limit is not None:
         items = items[:limit]
     items, dropped = _filter(items, filter)
-    client = aredis.Redis.from_url(_redis_url(redis_url, data_dir))
+    url, endpoint = _endpoints(redis_url, aws_endpoint, data_dir)
+    client = aredis.Redis.from_url(url)
     keys = Keys(prefix)
     try:
         config = await Registry(client, keys).find(function)
@@ -106,7 +114,14 @@ async def replay_async(
         else:
             from eventmill.replay.batch import run_batches
 
-            outcomes = await run_batches(client, keys, config, items, source=source, batch_size=batch_size, mapping=mapping, progress=progress)
+            settings = Settings(redis_url=url, prefix=prefix, aws_endpoint=endpoint)
+            try:
+                outcomes = await run_batches(
+                    client, keys, config, items, source=source, batch_size=batch_size, mapping=mapping,
+                    settings=settings, progress=progress, max_receive_count=max_receive_count,
+                )
+            except LambdaError as exc:
+                raise ReplayError(f"batch mode: {exc.code}: {exc.message}") from None
         elapsed = time.monotonic() - started
     finally:
         await client.aclose()
