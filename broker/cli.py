@@ -32,7 +32,7 @@ RedisUrl = Annotated[Optional[str], typer.Option("--redis-url", envvar="EVENTMIL
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 

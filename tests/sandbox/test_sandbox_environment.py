@@ -132,11 +132,16 @@ def test_invalid_mode_and_unknown_runtime(pool: Pool, make_function, req) -> Non
 
 def test_no_orphans_after_close(make_function, req) -> None:
     spec = make_function({"handler.py": "def handler(e, c):\n    return 1\n"})
+    before = _children()  # other fixtures' pools may hold warm environments of their own
     p = Pool(mode="nsjail")
     assert p.invoke(spec, req()).ok
+    assert _children() - before, "the pool started no environment process"
     p.close()
-    children = [d for d in os.listdir("/proc") if d.isdigit() and _ppid(d) == os.getpid()]
-    assert children == []
+    assert _children() - before == set()
+
+
+def _children() -> set[str]:
+    return {d for d in os.listdir("/proc") if d.isdigit() and _ppid(d) == os.getpid()}
 
 
 def _ppid(pid: str) -> int:
