@@ -40,7 +40,8 @@ class UpOptions:
     log_format: str = "text"
 
 
-def spawn_worker(settings: Settings, log_format: str) -> subprocess.Popen[bytes]:
+def spawn_worker(settings: Settings, log_format: str, command: str = "worker") -> subprocess.Popen[bytes]:
+    """A `worker` (or, with command="pollers", a pollers) child process on `settings`."""
     env = dict(os.environ)
     env.update({
         "EVENTMILL_REDIS_URL": settings.redis_url,
@@ -50,7 +51,7 @@ def spawn_worker(settings: Settings, log_format: str) -> subprocess.Popen[bytes]
         "EVENTMILL_SANDBOX": settings.sandbox_mode,
     })
     return subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "worker", "--log-format", log_format],
+        [sys.executable, "-m", "broker.cli", command, "--log-format", log_format],
         env=env, start_new_session=True, preexec_fn=_die_with_parent(signal.SIGTERM),
     )
 
@@ -79,12 +80,13 @@ def run_up(opts: UpOptions, announce: "callable[[str], None]" = print) -> None: 
             announce(f"functions from {opts.config}: {', '.join(names) or '(none)'}")
         for _ in range(opts.workers):
             workers.append(spawn_worker(settings, opts.log_format))
+        workers.append(spawn_worker(settings, opts.log_format, command="pollers"))
         api_url = f"http://{opts.host}:{opts.port}"
         write_instance(data_dir, InstanceInfo(redis_url=redis_url, aws_endpoint=endpoint or "", api_url=api_url, pid=os.getpid()))
         announce(f"redis        {redis_url}" + (" (embedded, AOF " + opts.fsync + ")" if redis_server else ""))
         announce(f"aws          {endpoint or 'real AWS (standard credential chain)'}" + (" (embedded moto)" if moto else ""))
         announce(f"lambda api   {api_url}   e.g. aws --endpoint-url {api_url} lambda list-functions")
-        announce(f"workers      {opts.workers} (sandbox: {opts.sandbox})")
+        announce(f"workers      {opts.workers} (sandbox: {opts.sandbox}), pollers 1")
         announce(f"data dir     {data_dir}")
         web.run_app(create_app(settings), host=opts.host, port=opts.port, print=None, handle_signals=True)
     finally:

@@ -105,7 +105,6 @@ class Stack:
         return env
 
     def start_worker(self, count: int = 1, wait: bool = True) -> list[subprocess.Popen[bytes]]:
-        before = self.live_workers()
         started = []
         for _ in range(count):
             proc = subprocess.Popen(
@@ -115,7 +114,27 @@ class Stack:
             started.append(proc)
         self.workers.extend(started)
         if wait:
-            self.wait_for(lambda: self.live_workers() >= before + count, timeout=20, what="workers to register")
+            # by pid (worker names are host.pid.suffix), not by count: a just-killed
+            # worker's registration may expire meanwhile and hide a new one.
+            pids = {f".{p.pid}." for p in started}
+
+            def registered() -> bool:
+                names = [n.decode() for n in self.redis.zrangebyscore(self.keys.workers, int(time.time() * 1000), "+inf")]
+                return all(any(pid in name for name in names) for pid in pids)
+
+            self.wait_for(registered, timeout=30, what="workers to register")
+        return started
+
+    def start_pollers(self, count: int = 1) -> list[subprocess.Popen[bytes]]:
+        """`eventmill pollers` processes (stopped at close like workers; kill -9 one to test crashes)."""
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-m", "broker.cli", "pollers"], env=self.env(), cwd=str(ROOT),
+                preexec_fn=_die_with_parent(signal.SIGKILL), stdout=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
+        self.workers.extend(started)
         return started
 
     def live_workers(self) -> int:
