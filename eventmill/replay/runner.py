@@ -76,7 +76,10 @@ class EventRun:
                     batch.append(ready.popleft())
                 if batch:
                     await self._submit(batch, ids, index_of, notify)
-                for outcome in await self._drain(notify, wait=not batch):
+                wait = 0.0 if batch else 0.2
+                if ready and not batch:
+                    wait = min(wait, max(0.0, offsets[ready[0]] - (time.monotonic() - started)))
+                for outcome in await self._drain(notify, wait):
                     index = index_of[outcome["requestId"]]
                     finals[index] = outcome
                     if queues is not None:
@@ -85,10 +88,6 @@ class EventRun:
                             ready.append(queue.popleft())
                     if self.progress:
                         self.progress(len(finals), len(self.items))
-                if ready and not batch:
-                    delay = offsets[ready[0]] - (time.monotonic() - started)
-                    if delay > 0:
-                        await asyncio.sleep(min(delay, 0.05))
         finally:
             await self.client.delete(notify)
         return await self._outcomes(ids, finals)
@@ -113,10 +112,11 @@ class EventRun:
             pipe.lpush(self.keys.async_wake, b"1")
             await pipe.execute()
 
-    async def _drain(self, notify: str, wait: bool) -> list[dict[str, Any]]:
+    async def _drain(self, notify: str, wait_s: float) -> list[dict[str, Any]]:
+        """Outcomes pushed so far; with none, wait up to `wait_s` for the next one."""
         raw = await self.client.lpop(notify, FETCH_CHUNK)
-        if not raw and wait:
-            popped = await self.client.blpop([notify], timeout=0.2)
+        if not raw and wait_s >= 0.001:
+            popped = await self.client.blpop([notify], timeout=wait_s)
             raw = [popped[1]] if popped else []
         return [orjson.loads(r) for r in raw or []]
 
