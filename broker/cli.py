@@ -243,23 +243,21 @@ def dlq_redrive(
     redis_url: RedisUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Send DLQ'd events back through the async path (new request ids), then remove them."""
-    from broker.results import dlq_get, dlq_ids, dlq_remove
+    """Replay DLQ'd events through the async path (new request ids) and wait for them;
+    the same machinery as `eventmill replay --from-dlq`. Exit 1 if any failed again."""
+    from eventmill.replay import ReplayError
+    from eventmill.replay.api import replay as run_replay
+    from eventmill.replay.progress import print_summary
 
-    client, keys = connect(redis_url, data_dir)
-    ids = request_id or dlq_ids(client, keys, function)
-    sent = 0
-    for rid in ids:
-        record = dlq_get(client, keys, rid)
-        if record is None:
-            continue
-        try:
-            em_client.invoke_async(client, keys, function, orjson.dumps(record["event"]), source="dlq-redrive")
-        except LambdaError as exc:
-            raise fail(f"{rid}: {exc.code}: {exc.message} (nothing after it was redriven)") from None
-        dlq_remove(client, keys, function, [rid])
-        sent += 1
-    out.print(f"redriven {sent} event(s) of {function}")
+    url = instance_url(redis_url, data_dir)
+    try:
+        report = run_replay(function, redis_url=url, prefix=os.environ.get("EVENTMILL_PREFIX", "em:"), from_dlq=request_id or True)
+    except ReplayError as exc:
+        raise fail(str(exc)) from None
+    out.print(f"redriven {len(report.outcomes)} event(s) of {function}")
+    print_summary(out, report)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @dlq_app.command("purge")
@@ -346,6 +344,7 @@ def replay(
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed lines instead of refusing the run")] = False,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="Write one JSON line per event with its outcome")] = None,
     only_failed: Annotated[Optional[Path], typer.Option(help="Replay only the failures of a previous --out file")] = None,
+    from_dlq: Annotated[bool, typer.Option(help="Replay the function's events from eventmill's own DLQ (then removed from it)")] = False,
     allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when events failed")] = False,
     redis_url: RedisUrl = None,
     data_dir: DataDir = None,
@@ -357,8 +356,8 @@ def replay(
 
     if not function:
         raise fail("--function is required")
-    if not files and only_failed is None:
-        raise fail("give at least one input file (or - for stdin), or --only-failed")
+    if not files and only_failed is None and not from_dlq:
+        raise fail("give at least one input file (or - for stdin), --only-failed, or --from-dlq")
     per_second = None
     if rate:
         try:
@@ -384,7 +383,7 @@ def replay(
                 function, files, mode=mode, redis_url=url, prefix=os.environ.get("EVENTMILL_PREFIX", "em:"),
                 concurrency=concurrency, rate=per_second, speed=speed, limit=limit, filter=criteria, ordered=ordered,
                 skip_bad=skip_bad, only_failed=only_failed, out=out_file, source=source, batch_size=batch_size,
-                mapping=mapping_fields, max_receive_count=max_receive_count, progress=display.update,
+                mapping=mapping_fields, max_receive_count=max_receive_count, from_dlq=from_dlq, progress=display.update,
             )
         except (ReplayError, FileNotFoundError, ValueError) as exc:
             display.stop()

@@ -90,17 +90,23 @@ async def replay_async(
     rate: float | None = None, speed: float | None = None, limit: int | None = None, filter: dict[str, Any] | None = None,
     ordered: bool = False, skip_bad: bool = False, only_failed: Path | None = None, out: Path | None = None,
     source: str | None = None, batch_size: int | None = None, mapping: dict[str, Any] | None = None,
-    aws_endpoint: str | None = None, max_receive_count: int = 1, progress: Progress | None = None,
+    aws_endpoint: str | None = None, max_receive_count: int = 1, from_dlq: Sequence[str] | bool = False,
+    progress: Progress | None = None,
 ) -> ReplayReport:
     if mode not in MODES:
         raise ReplayError(f"mode must be one of {', '.join(MODES)}")
     items, skipped = load_items(inputs, events=events, only_failed=only_failed, skip_bad=skip_bad)
-    if limit is not None:
-        items = items[:limit]
-    items, dropped = _filter(items, filter)
     url, endpoint = _endpoints(redis_url, aws_endpoint, data_dir)
     client = aredis.Redis.from_url(url)
     keys = Keys(prefix)
+    dlq_ids: list[str] = []
+    if from_dlq:
+        dlq_items, dlq_ids = await _dlq_items(client, keys, function, None if from_dlq is True else list(from_dlq))
+        items.extend(dlq_items)
+    if limit is not None:
+        items = items[:limit]
+        dlq_ids = [rid for rid in dlq_ids if any(i.origin == f"dlq:{rid}" for i in items)]
+    items, dropped = _filter(items, filter)
     try:
         config = await Registry(client, keys).find(function)
         if config is None:
@@ -123,6 +129,12 @@ async def replay_async(
             except LambdaError as exc:
                 raise ReplayError(f"batch mode: {exc.code}: {exc.message}") from None
         elapsed = time.monotonic() - started
+        if dlq_ids:
+            # Every event was accepted again (failures are in the DLQ anew, under new ids).
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.zrem(keys.dlq(function), *dlq_ids)
+                pipe.delete(*[keys.dlq_record(rid) for rid in dlq_ids])
+                await pipe.execute()
     finally:
         await client.aclose()
     base = len(outcomes)
@@ -131,6 +143,22 @@ async def replay_async(
     if out is not None:
         report.write(out)
     return report
+
+
+async def _dlq_items(client: aredis.Redis, keys: Keys, function: str, only: list[str] | None) -> tuple[list[Item], list[str]]:
+    """Our own DLQ's events for `function` (all, or the given request ids), oldest first."""
+    ids = only if only is not None else [r.decode() for r in await client.zrange(keys.dlq(function), 0, -1)]
+    if not ids:
+        return [], []
+    raws = await client.mget([keys.dlq_record(rid) for rid in ids])
+    items: list[Item] = []
+    found: list[str] = []
+    for rid, raw in zip(ids, raws):
+        if raw is None:
+            continue
+        items.append(Item(f"dlq:{rid}", orjson.loads(raw)["event"]))
+        found.append(rid)
+    return items, found
 
 
 def replay(function: str, inputs: Sequence[str | Path] | None = None, **options: Any) -> ReplayReport:

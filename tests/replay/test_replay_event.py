@@ -171,3 +171,19 @@ def test_rate_paces_submission(stack: Stack, tmp_path: Path) -> None:
     finished = sorted(r["finishedAt"] for r in stack.results("echo"))
     # 10 events at 10/s are submitted over 0.9 s; unpaced they all finish within ~0.1 s
     assert len(finished) == 10 and finished[-1] - finished[0] >= 0.6
+
+
+def test_replay_from_dlq_reruns_and_empties_it(stack: Stack, tmp_path: Path) -> None:
+    stack.start_worker()
+    stack.create_function("echo", ECHO)
+    stack.lambda_client.put_function_event_invoke_config(FunctionName="echo", MaximumRetryAttempts=0)
+    for n in range(3):
+        stack.lambda_client.invoke(FunctionName="echo", InvocationType="Event", Payload=orjson.dumps({"n": n, "fail": n == 1}))
+    stack.wait_for(lambda: len(stack.dlq("echo")) == 1, what="one DLQ entry")
+    old = stack.dlq("echo")[0]["requestId"]
+    report = replay("echo", redis_url=stack.redis_url, prefix=stack.prefix, from_dlq=True)
+    assert [o.origin for o in report.outcomes] == [f"dlq:{old}"]
+    assert report.failed and report.outcomes[0].event == {"n": 1, "fail": True}
+    # it failed again: in the DLQ once, under its new request id, the old entry gone
+    entries = stack.dlq("echo")
+    assert [e["requestId"] for e in entries] == [report.outcomes[0].request_id] != [old]
