@@ -93,7 +93,7 @@ def up(
         log_format=log_format,
     )
     try:
-        run_up(opts, announce=lambda line: out.print(line, highlight=False))
+        run_up(opts, announce=lambda line: out.print(line, highlight=False, soft_wrap=True))
     except (LambdaError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from None
 
@@ -177,7 +177,7 @@ def invoke(
     except LambdaError as exc:
         raise fail(f"{exc.code}: {exc.message}") from None
     if log and reply.log_result:
-        err.print(base64.b64decode(reply.log_result).decode(errors="replace"), highlight=False, markup=False)
+        err.print(base64.b64decode(reply.log_result).decode(errors="replace"), highlight=False, markup=False, soft_wrap=True)
     sys.stdout.write(reply.payload.decode(errors="replace") + "\n")
     if reply.function_error:
         raise typer.Exit(1)
@@ -309,7 +309,7 @@ def status(
     if json:
         sys.stdout.write(orjson.dumps({"queues": depths, "functions": functions, "mappings": mappings}).decode() + "\n")
         return
-    out.print("queues: " + "  ".join(f"{k}={v}" for k, v in depths.items()), highlight=False)
+    out.print("queues: " + "  ".join(f"{k}={v}" for k, v in depths.items()), highlight=False, soft_wrap=True)
     table = Table("function", "Invocations", "Errors", "Throttles", "Concurrent", "AsyncReceived", "Dropped", "DLQ", "avg ms")
     for name, m in functions.items():
         count = m.get("Duration:count", 0) or 0

@@ -49,7 +49,10 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     worker_name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
     ctx = Context(settings=settings, redis=client, pool=pool, name=worker_name)
     install(ctx)
-    queue = Queue(ctx.keys.rq_queue, connection=client)
+    # rq gets its own connection: it tunes socket timeouts for its blocking dequeue, which
+    # must not leak into the dispatcher's and heartbeat's short calls (or vice versa).
+    rq_client = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(ctx.keys.rq_queue, connection=rq_client)
     stop = threading.Event()
     threads = [
         threading.Thread(target=heartbeat, args=(ctx, stop), name="heartbeat", daemon=True),
@@ -58,7 +61,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     for thread in threads:
         thread.start()
     try:
-        worker = SimpleWorker([queue], connection=client, name=worker_name)
+        worker = SimpleWorker([queue], connection=rq_client, name=worker_name)
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     finally:
         stop.set()
