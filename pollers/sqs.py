@@ -70,6 +70,9 @@ class SqsPoller:
         self.scaler = Scaler(maximum=concurrency_limit(mapping.scaling_max_concurrency, 1))
         self.loops: set[asyncio.Task[None]] = set()
         self.active = 0  # loops that have not decided to leave
+        self.emulated = ctx.settings.aws_endpoint is not None
+        self.local_turn = asyncio.Lock()
+        self.receive_turn = asyncio.Lock()
         self.url = ""
         self.sqs: Any = None
 
@@ -109,6 +112,11 @@ class SqsPoller:
         (a message received by the abandoned call only reappears after its visibility timeout)."""
         if self.fifo:
             return await self.receive_fifo(count, wait_s, stop, holding)
+        if self.emulated:
+            # moto's receive checks and marks visibility without a lock: two overlapping
+            # receives can both return one message. This process's loops take turns.
+            async with self.receive_turn:
+                return await self.receive_any(count, wait_s, stop, holding)
         return await self.receive_any(count, wait_s, stop, holding)
 
     async def receive_fifo(self, count: int, wait_s: int, stop: asyncio.Event, holding: bool) -> list[dict[str, Any]] | None:
@@ -131,10 +139,16 @@ class SqsPoller:
         moto checks its message-group lock against a snapshot taken when a ReceiveMessage
         starts, without a lock, so a receive that overlaps another receive or a delete can
         hand out a group's later message before an earlier one; real SQS is atomic. Taking
-        turns (one short call each) restores the order at little cost. No-op for standard queues.
+        turns (one short call each) restores the order at little cost.
         """
         if not self.fifo:
-            yield
+            if self.emulated:
+                # moto's delete rebuilds the queue's message list without a lock, so two
+                # overlapping deletes can resurrect a deleted message: take turns in-process.
+                async with self.local_turn:
+                    yield
+            else:
+                yield
             return
         key, token = self.ctx.keys.sqs_receive_lock(self.arn), f"{self.ctx.owner}:{id(asyncio.current_task())}"
         while not await self.ctx.redis.set(key, token, nx=True, px=FIFO_TURN_LEASE_MS):
