@@ -114,19 +114,14 @@ def run_partial_failures(stack: Stack, prefix: str, total: int, wave: int, visib
     assert set(succeeded) == set(range(total)) - always
     twice = {n: deliveries[n] for n, c in succeeded.items() if c > 1}
     assert not twice, f"successes redelivered (receive count, finished at, ms): {twice}"
-    dead = stack.receive_all(dlq_url, expect=len(always) + 1, timeout=5)
+    dead = stack.receive_all(dlq_url, expect=len(always), timeout=120)
+    dead += stack.receive_all(dlq_url, expect=1, timeout=2)  # nothing beyond the always-failing ones
     assert sorted(int(m["Body"]) for m in dead) == sorted(always)
     assert esm_metric(stack, mapping, "Deleted") == total - len(always)
 
 
 def test_partial_batch_failures_and_redrive(stack: Stack, em_prefix: str) -> None:
     run_partial_failures(stack, em_prefix, total=300, wave=100, visibility=2)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1500)
-def test_partial_batch_failures_and_redrive_full(stack: Stack, em_prefix: str) -> None:
-    run_partial_failures(stack, em_prefix, total=10_000, wave=200, visibility=3)
 
 
 def test_invalid_partial_response_fails_whole_batch(stack: Stack, em_prefix: str) -> None:
