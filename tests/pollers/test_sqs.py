@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from pollers.sqs_event import md5_of_message_attributes
 from tests.pollers.helpers import add_mapping, esm_metric, make_queue, queue_depth, seen_records, send_bodies
