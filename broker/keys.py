@@ -118,9 +118,13 @@ class Keys:
         """STRING counter: SequenceNumbers eventmill synthesises for a FIFO queue whose emulator returns none."""
         return f"{self.prefix}sqsseq:{queue_arn}"
 
-    def sqs_receive_lock(self, queue_arn: str) -> str:
-        """STRING with PX: the pollers process currently inside ReceiveMessage on a FIFO queue (pollers/sqs.py)."""
-        return f"{self.prefix}sqsrx:{queue_arn}"
+    def sqs_sequence_ids(self, queue_arn: str) -> str:
+        """HASH message id -> the SequenceNumber synthesised for it, so a redelivery keeps its number."""
+        return f"{self.prefix}sqsseqid:{queue_arn}"
+
+    def sqs_turn(self, queue_arn: str) -> str:
+        """STRING with PX (redis-py Lock): the poll loop whose turn it is to call an emulated queue (pollers/sqs_queue.py)."""
+        return f"{self.prefix}sqsturn:{queue_arn}"
 
     # --- stream mappings (pollers/leases.py, pollers/checkpoints.py) ---------------
     def stream_leases(self, mapping: str) -> str:

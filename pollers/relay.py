@@ -22,7 +22,8 @@ from broker.metrics import function_scope, incr
 from broker.registry import Registry
 from pollers.base import PollerContext
 from pollers.scaling import Backoff
-from pollers.sqs import LONG_POLL_S, RECEIVE_MAX, wait_or_stop
+from pollers.sqs import LONG_POLL_S
+from pollers.sqs_queue import RECEIVE_MAX, SqsQueue, wait_or_stop
 
 log = logging.getLogger("eventmill.pollers.relay")
 
@@ -37,7 +38,7 @@ class NotificationRelay:
         self.ctx = ctx
         self.mapping = mapping
         self.scope = f"esm:{mapping.uuid}"
-        self.url = ""
+        self.queue: SqsQueue | None = None
 
     def queue_name(self) -> str:
         return f"eventmill-{self.source}-{self.mapping.uuid}"
@@ -48,7 +49,8 @@ class NotificationRelay:
         attrs = await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return str(url), str(attrs["Attributes"]["QueueArn"])
 
-    async def setup(self, sqs: Any) -> str:
+    async def setup(self, sqs: Any) -> tuple[str, str]:
+        """Wire the source to the queue; returns the queue's (url, arn)."""
         raise NotImplementedError
 
     def events(self, body: str) -> list[dict[str, Any]]:
@@ -59,7 +61,9 @@ class NotificationRelay:
         async with self.ctx.client("sqs") as sqs:
             while not stop.is_set():
                 try:
-                    self.url = await self.setup(sqs)
+                    url, arn = await self.setup(sqs)
+                    emulated = self.ctx.settings.aws_endpoint is not None
+                    self.queue = SqsQueue(sqs, url, arn, emulated=emulated, redis=self.ctx.redis, keys=self.ctx.keys)
                     break
                 except (ClientError, BotoCoreError) as exc:
                     log.warning("mapping %s: cannot set up %s: %s", self.mapping.uuid, self.mapping.event_source_arn, exc)
@@ -67,7 +71,7 @@ class NotificationRelay:
                         return
             while not stop.is_set():
                 try:
-                    relayed = await self.relay_once(sqs, stop)
+                    relayed = await self.relay_once(stop)
                 except (ClientError, BotoCoreError) as exc:
                     log.warning("mapping %s: %s", self.mapping.uuid, exc)
                     relayed = False
@@ -76,16 +80,10 @@ class NotificationRelay:
                 elif relayed is False and await wait_or_stop(stop, backoff.next_delay()):
                     return
 
-    async def relay_once(self, sqs: Any, stop: asyncio.Event) -> bool | None:
+    async def relay_once(self, stop: asyncio.Event) -> bool | None:
         """One receive → accept → delete round. None: nothing to do; False: back off."""
-        call = asyncio.ensure_future(sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=RECEIVE_MAX, WaitTimeSeconds=LONG_POLL_S))
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({call, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if call not in done:
-            call.cancel()
-            return None
-        messages = call.result().get("Messages", [])
+        assert self.queue is not None
+        messages = await self.queue.receive(RECEIVE_MAX, LONG_POLL_S, stop, holding=False)
         if not messages:
             return None
         if await Registry(self.ctx.redis, self.ctx.keys).find(self.mapping.function_name) is None:
@@ -104,7 +102,6 @@ class NotificationRelay:
             if len(messages) > len(payloads):
                 incr(pipe, keys, self.scope, "Filtered", len(messages) - len(payloads))
             await pipe.execute()
-        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
-        resp = await sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
-        await self.ctx.redis.hincrby(keys.metrics(self.scope), "Deleted", len(resp.get("Successful", [])))
+        deleted = await self.queue.delete_batch([m["ReceiptHandle"] for m in messages])
+        await self.ctx.redis.hincrby(keys.metrics(self.scope), "Deleted", deleted)
         return True

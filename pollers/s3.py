@@ -61,7 +61,7 @@ class S3Poller(NotificationRelay):
     def bucket(self) -> str:
         return self.mapping.event_source_arn.split(":::", 1)[-1]
 
-    async def setup(self, sqs: Any) -> str:
+    async def setup(self, sqs: Any) -> tuple[str, str]:
         url, arn = await self.ensure_queue(sqs)
         config_id = f"eventmill-{self.mapping.uuid}"
         entry: dict[str, Any] = {"Id": config_id, "QueueArn": arn, "Events": list(self.mapping.s3_events or DEFAULT_EVENTS)}
@@ -74,7 +74,7 @@ class S3Poller(NotificationRelay):
             config = {k: current[k] for k in ("TopicConfigurations", "LambdaFunctionConfigurations") if current.get(k)}
             config["QueueConfigurations"] = [*queues, entry]
             await s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration=config)
-        return url
+        return url, arn
 
     def events(self, body: str) -> list[dict[str, Any]]:
         try:

@@ -41,7 +41,7 @@ class SnsPoller(NotificationRelay):
     source = "sns"
     subscription_arn = ""
 
-    async def setup(self, sqs: Any) -> str:
+    async def setup(self, sqs: Any) -> tuple[str, str]:
         url, arn = await self.ensure_queue(sqs)
         async with self.ctx.client("sns") as sns:
             resp = await sns.subscribe(
@@ -49,7 +49,7 @@ class SnsPoller(NotificationRelay):
                 Attributes={"RawMessageDelivery": "false"}, ReturnSubscriptionArn=True,
             )
         self.subscription_arn = str(resp["SubscriptionArn"])
-        return url
+        return url, arn
 
     def events(self, body: str) -> list[dict[str, Any]]:
         try:

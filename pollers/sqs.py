@@ -12,10 +12,9 @@ kill of this process at any point only delays messages until their visibility en
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,32 +24,30 @@ from pollers.base import PollerContext, register
 from pollers.batching import BatchBuilder, BatchOutcome, decide
 from pollers.filtering import sqs_filter_view
 from pollers.scaling import Backoff, Scaler, concurrency_limit, live_workers
-from pollers.sqs_event import parse_arn, sqs_record
+from pollers.sqs_event import sqs_record
+from pollers.sqs_queue import RECEIVE_MAX, IDLE_SHORT_POLL_S, SqsQueue, queue_url_for, wait_or_stop
 
 log = logging.getLogger("eventmill.pollers.sqs")
 
 LONG_POLL_S = 20
-RECEIVE_MAX = 10
 FIFO_MAX_BATCH = 10
-IDLE_SHORT_POLL_S = 0.05
 LIMIT_REFRESH_S = 2.0
-RECEIVE_LOCK_RETRY_S = 0.005
-FIFO_TURN_LEASE_MS = 10_000  # a crashed holder's turn ends by itself
+SEQUENCE_MEMORY_S = 14 * 24 * 3600  # SQS's longest retention: a message cannot come back later
 
-
-async def queue_url_for(sqs: Any, arn: str) -> str:
-    _, account, name = parse_arn(arn)
-    resp = await sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
-    return str(resp["QueueUrl"])
-
-
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep up to `seconds`; True if `stop` was set meanwhile."""
-    try:
-        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
-        return True
-    except asyncio.TimeoutError:
-        return False
+# KEYS: counter, hash message id -> number. ARGV: ttl, message ids. The numbers, in order.
+ASSIGN_SEQUENCES = """
+local out = {}
+for i = 2, #ARGV do
+  local n = redis.call('HGET', KEYS[2], ARGV[i])
+  if not n then
+    n = redis.call('INCR', KEYS[1])
+    redis.call('HSET', KEYS[2], ARGV[i], n)
+  end
+  out[#out + 1] = tonumber(n)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return out
+"""
 
 
 @register("sqs")
@@ -70,19 +67,17 @@ class SqsPoller:
         self.scaler = Scaler(maximum=concurrency_limit(mapping.scaling_max_concurrency, 1))
         self.loops: set[asyncio.Task[None]] = set()
         self.active = 0  # loops that have not decided to leave
-        self.emulated = ctx.settings.aws_endpoint is not None
-        self.local_turn = asyncio.Lock()
-        self.receive_turn = asyncio.Lock()
-        self.url = ""
-        self.sqs: Any = None
+        self.queue: SqsQueue | None = None
+        self.sequence_script = ctx.redis.register_script(ASSIGN_SEQUENCES)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(self.ctx.settings.time_scale)
         async with self.ctx.client("sqs") as sqs:
-            self.sqs = sqs
             while not stop.is_set():
                 try:
-                    self.url = await queue_url_for(sqs, self.arn)
+                    url = await queue_url_for(sqs, self.arn)
+                    emulated = self.ctx.settings.aws_endpoint is not None
+                    self.queue = SqsQueue(sqs, url, self.arn, emulated=emulated, redis=self.ctx.redis, keys=self.ctx.keys)
                     break
                 except (ClientError, BotoCoreError, ValueError) as exc:
                     log.warning("mapping %s: cannot resolve %s: %s", self.mapping.uuid, self.arn, exc)
@@ -106,89 +101,20 @@ class SqsPoller:
         self.loops.add(task)
         task.add_done_callback(self.loops.discard)
 
-    # --- Poller ---------------------------------------------------------------------
-    async def receive(self, count: int, wait_s: int, stop: asyncio.Event, holding: bool) -> list[dict[str, Any]] | None:
-        """One ReceiveMessage; None when `stop` interrupted a long poll while holding nothing
-        (a message received by the abandoned call only reappears after its visibility timeout)."""
-        if self.fifo:
-            return await self.receive_fifo(count, wait_s, stop, holding)
-        if self.emulated:
-            # moto's receive checks and marks visibility without a lock: two overlapping
-            # receives can both return one message. This process's loops take turns.
-            async with self.receive_turn:
-                return await self.receive_any(count, wait_s, stop, holding)
-        return await self.receive_any(count, wait_s, stop, holding)
-
-    async def receive_fifo(self, count: int, wait_s: int, stop: asyncio.Event, holding: bool) -> list[dict[str, Any]] | None:
-        """Short polls taken in turns (see `fifo_turn`), repeated for up to `wait_s` like a long poll."""
-        deadline = time.monotonic() + wait_s
-        while True:
-            async with self.fifo_turn():
-                messages = await self.receive_any(count, 0, stop, holding=True)
-            if messages or time.monotonic() >= deadline:
-                return messages
-            if not holding and await wait_or_stop(stop, IDLE_SHORT_POLL_S):
-                return None
-            if holding:
-                await asyncio.sleep(IDLE_SHORT_POLL_S)
-
-    @contextlib.asynccontextmanager
-    async def fifo_turn(self) -> AsyncIterator[None]:
-        """Serialise this FIFO queue's receive, delete and visibility calls across all pollers.
-
-        moto checks its message-group lock against a snapshot taken when a ReceiveMessage
-        starts, without a lock, so a receive that overlaps another receive or a delete can
-        hand out a group's later message before an earlier one; real SQS is atomic. Taking
-        turns (one short call each) restores the order at little cost.
-        """
-        if not self.fifo:
-            if self.emulated:
-                # moto's delete rebuilds the queue's message list without a lock, so two
-                # overlapping deletes can resurrect a deleted message: take turns in-process.
-                async with self.local_turn:
-                    yield
-            else:
-                yield
-            return
-        key, token = self.ctx.keys.sqs_receive_lock(self.arn), f"{self.ctx.owner}:{id(asyncio.current_task())}"
-        while not await self.ctx.redis.set(key, token, nx=True, px=FIFO_TURN_LEASE_MS):
-            await asyncio.sleep(RECEIVE_LOCK_RETRY_S)
-        try:
-            yield
-        finally:
-            async with self.ctx.redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
-                if await pipe.get(key) == token.encode():
-                    pipe.multi()
-                    pipe.delete(key)
-                    await pipe.execute()
-
-    async def receive_any(self, count: int, wait_s: int, stop: asyncio.Event, holding: bool) -> list[dict[str, Any]] | None:
-        call = asyncio.ensure_future(self.sqs.receive_message(
-            QueueUrl=self.url, MaxNumberOfMessages=count, WaitTimeSeconds=wait_s,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
-        ))
-        if holding:
-            resp = await call
-        else:
-            stopper = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({call, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if call not in done:
-                call.cancel()
-                return None
-            resp = call.result()
-        return list(resp.get("Messages", []))
-
     # --- Processor ------------------------------------------------------------------
     async def to_records(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Event records of the messages that pass the filters; the others are deleted now (SEMANTICS §24)."""
         sequences: list[str | None] = [None] * len(messages)
         if self.fifo and any("SequenceNumber" not in m.get("Attributes", {}) for m in messages):
             # moto returns no SequenceNumber (PLATFORM §4a): synthesise one, increasing per queue
-            # across pollers processes, only when the source left it out.
-            top = int(await self.ctx.redis.incrby(self.ctx.keys.sqs_sequence(self.arn), len(messages)))
-            sequences = [str(10**19 + top - len(messages) + i + 1) for i in range(len(messages))]
+            # across pollers processes, only when the source left it out; a redelivered
+            # message keeps the number it was first given, as on SQS.
+            keys = self.ctx.keys
+            given = await self.sequence_script(
+                keys=[keys.sqs_sequence(self.arn), keys.sqs_sequence_ids(self.arn)],
+                args=[SEQUENCE_MEMORY_S, *(m["MessageId"] for m in messages)],
+            )
+            sequences = [str(10**19 + int(n)) for n in given]
         records: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
         for message, seq in zip(messages, sequences):
@@ -223,7 +149,8 @@ class SqsPoller:
                     break
             requested = min(RECEIVE_MAX, self.batch_size - len(builder))
             wait_s = min(LONG_POLL_S, int(remaining)) if builder.records else LONG_POLL_S
-            messages = await self.receive(requested, wait_s, stop, holding=bool(builder.records))
+            assert self.queue is not None
+            messages = await self.queue.receive(requested, wait_s, stop, holding=bool(builder.records))
             if messages is None:
                 break
             received = len(messages)
@@ -268,17 +195,13 @@ class SqsPoller:
 
     async def delete(self, records: list[dict[str, Any]]) -> int:
         """DeleteMessageBatch in chunks of 10; returns how many SQS confirmed."""
+        assert self.queue is not None
         done = 0
         for start in range(0, len(records), RECEIVE_MAX):
-            chunk = records[start : start + RECEIVE_MAX]
-            entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)]
             try:
-                async with self.fifo_turn():
-                    resp = await self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+                done += await self.queue.delete_batch([r["receiptHandle"] for r in records[start : start + RECEIVE_MAX]])
             except (ClientError, BotoCoreError) as exc:
                 log.warning("mapping %s: delete failed (messages will be redelivered): %s", self.mapping.uuid, exc)
-                continue
-            done += len(resp.get("Successful", []))
         return done
 
     async def release_behind_failures(self, records: list[dict[str, Any]], outcome: BatchOutcome, carry: list[dict[str, Any]]) -> None:
@@ -299,11 +222,10 @@ class SqsPoller:
                 (release.append(record) if group in heads else heads.add(group))
         release += [r for r in carry if r["attributes"].get("MessageGroupId") in heads]
         carry[:] = [r for r in carry if r["attributes"].get("MessageGroupId") not in heads]
+        assert self.queue is not None
         for start in range(0, len(release), RECEIVE_MAX):
-            entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"], "VisibilityTimeout": 0} for i, r in enumerate(release[start : start + RECEIVE_MAX])]
             try:
-                async with self.fifo_turn():
-                    await self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+                await self.queue.make_visible([r["receiptHandle"] for r in release[start : start + RECEIVE_MAX]])
             except (ClientError, BotoCoreError) as exc:
                 log.warning("mapping %s: releasing messages behind a failure failed: %s", self.mapping.uuid, exc)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from broker.api.app import state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -52,12 +53,27 @@ def esm_metric(stack: Stack, mapping: EventSourceMapping, name: str) -> float:
     return float(raw) if raw is not None else 0.0
 
 
-def send_bodies(stack: Stack, url: str, bodies: list[str], **extra: Any) -> None:
+def send_bodies(stack: Stack, url: str, bodies: list[str], *, turn_arn: str | None = None, **extra: Any) -> None:
+    send_entries(stack, url, [{"MessageBody": b, **extra} for b in bodies], turn_arn=turn_arn)
+
+
+def send_entries(stack: Stack, url: str, entries: list[dict[str, Any]], *, turn_arn: str | None = None) -> None:
+    """SendMessageBatch in tens. With `turn_arn`, each call takes the pollers' turn on that
+    queue (pollers/sqs_queue.py): moto's delete rebuilds the message list without a lock
+    and loses a send that overlaps it, so a test that sends while a mapping deletes must
+    take turns with it."""
     sqs = stack.client("sqs")
-    for start in range(0, len(bodies), 10):
-        entries = [{"Id": str(i), "MessageBody": b, **extra} for i, b in enumerate(bodies[start : start + 10])]
-        resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+    for start in range(0, len(entries), 10):
+        chunk = [{"Id": str(i), **e} for i, e in enumerate(entries[start : start + 10])]
+        turn = stack.redis.lock(stack.keys.sqs_turn(turn_arn), timeout=10, sleep=0.002) if turn_arn else contextlib.nullcontext()
+        with turn:
+            resp = sqs.send_message_batch(QueueUrl=url, Entries=chunk)
         assert not resp.get("Failed"), resp
+
+
+def visible_depth(stack: Stack, url: str) -> int:
+    attrs = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"])
 
 
 def seen_records(stack: Stack, function: str) -> list[list[dict[str, Any]]]:

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 
+import pytest
+
 from pollers.sqs_event import md5_of_message_attributes
-from tests.pollers.helpers import add_mapping, esm_metric, make_queue, queue_depth, seen_records, send_bodies
+from tests.pollers.helpers import add_mapping, esm_metric, make_queue, queue_depth, seen_records, send_bodies, visible_depth
 from tests.stack import Stack
 
 OK = """
@@ -90,7 +92,11 @@ def handler(event, context):
 
 def run_partial_failures(stack: Stack, prefix: str, total: int, wave: int, visibility: int) -> None:
     """The visibility timeout must outlast a batch's wait for a worker on a loaded box, or a
-    slow batch is received again and a message can reach the DLQ without failing 3 times."""
+    slow batch is received again and a message can reach the DLQ without failing 3 times.
+
+    Waves are sent while earlier failures are still cycling through their receives, once
+    the previous wave has been received; each send takes the pollers' turn on the queue.
+    """
     stack.start_worker(2)
     stack.create_function("partial", PARTIAL)
     url, arn, dlq_url = make_queue(stack, qname(prefix, "partial"), visibility=visibility, max_receive=3)
@@ -98,29 +104,42 @@ def run_partial_failures(stack: Stack, prefix: str, total: int, wave: int, visib
     stack.start_pollers()
     always = {n for n in range(total) if n % 20 == 7}
     for start in range(0, total, wave):
-        # Each wave only into an empty queue: moto's delete rebuilds the message list
-        # without a lock, so a send that overlaps a delete can be lost inside moto.
-        send_bodies(stack, url, [str(n) for n in range(start, min(total, start + wave))])
-        stack.wait_for(lambda: queue_depth(stack, url) == 0, timeout=120, interval=0.25, what="wave processed")
+        send_bodies(stack, url, [str(n) for n in range(start, min(total, start + wave))], turn_arn=arn)
+        stack.wait_for(lambda: visible_depth(stack, url) < wave // 4, timeout=120, interval=0.1, what="wave received")
+    # Drain the DLQ only once the source is empty: moto's delete there could lose a message
+    # that a receive on the source is moving in at the same moment.
+    stack.wait_for(lambda: queue_depth(stack, url) == 0, timeout=max(120, 8 * visibility), interval=0.5, what="queue drained")
+    dead = stack.receive_all(dlq_url, expect=len(always), timeout=60)
+    dead += stack.receive_all(dlq_url, expect=1, timeout=2)  # nothing beyond the always-failing ones
     succeeded: collections.Counter[int] = collections.Counter()
+    failures: collections.Counter[int] = collections.Counter()
     deliveries: dict[int, list[tuple[str, float, float]]] = collections.defaultdict(list)
     for res in stack.results("partial"):
         failed = {f["itemIdentifier"] for f in (res["payload"] or {}).get("batchItemFailures", [])}
         for r in res["event"]["Records"]:
-            deliveries[int(r["body"])].append((r["attributes"]["ApproximateReceiveCount"], round(res.get("finishedAt", 0), 2), res.get("duration", 0)))
-            if r["messageId"] not in failed:
-                succeeded[int(r["body"])] += 1
-    assert set(succeeded) == set(range(total)) - always
+            n = int(r["body"])
+            deliveries[n].append((r["attributes"]["ApproximateReceiveCount"], round(res.get("finishedAt", 0), 2), res.get("duration", 0)))
+            (failures if r["messageId"] in failed else succeeded)[n] += 1
+    assert set(succeeded) == set(range(total)) - always, "every other message succeeds"
     twice = {n: deliveries[n] for n, c in succeeded.items() if c > 1}
     assert not twice, f"successes redelivered (receive count, finished at, ms): {twice}"
-    dead = stack.receive_all(dlq_url, expect=len(always), timeout=120)
-    dead += stack.receive_all(dlq_url, expect=1, timeout=2)  # nothing beyond the always-failing ones
-    assert sorted(int(m["Body"]) for m in dead) == sorted(always)
+    assert sorted(int(m["Body"]) for m in dead) == sorted(always), "exactly the always-failing ones in the DLQ"
+    assert {n for n, c in failures.items() if c == 3} == always, "each always-failing message was tried maxReceiveCount times"
+    assert not {n: c for n, c in failures.items() if n not in always and c > 1}, "a random failure fails once, then succeeds"
+    assert esm_metric(stack, mapping, "Polled") == sum(len(d) for d in deliveries.values()), "every received message was invoked"
     assert esm_metric(stack, mapping, "Deleted") == total - len(always)
+    assert esm_metric(stack, mapping, "FailedItems") == sum(failures.values())
 
 
 def test_partial_batch_failures_and_redrive(stack: Stack, em_prefix: str) -> None:
-    run_partial_failures(stack, em_prefix, total=300, wave=100, visibility=2)
+    run_partial_failures(stack, em_prefix, total=300, wave=100, visibility=4)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_partial_batch_failures_and_redrive_full(stack: Stack, em_prefix: str) -> None:
+    """The issue's full size: 10,000 messages, 5% always failing, maxReceiveCount 3."""
+    run_partial_failures(stack, em_prefix, total=10_000, wave=100, visibility=5)
 
 
 def test_invalid_partial_response_fails_whole_batch(stack: Stack, em_prefix: str) -> None:
