@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import orjson
 import typer
@@ -120,18 +120,8 @@ def replay(
             per_second = float(rate.removesuffix("/s"))
         except ValueError:
             raise fail(f"--rate must look like 50/s, got {rate!r}") from None
-    criteria = None
-    if filter:
-        try:
-            criteria = orjson.loads(filter)
-        except orjson.JSONDecodeError as exc:
-            raise fail(f"--filter is not JSON: {exc}") from None
-    mapping_fields = None
-    if mapping:
-        try:
-            mapping_fields = orjson.loads(mapping)
-        except orjson.JSONDecodeError as exc:
-            raise fail(f"--mapping is not JSON: {exc}") from None
+    criteria = json_option("--filter", filter)
+    mapping_fields = json_option("--mapping", mapping)
     url = instance_url(redis_url, data_dir)
     with ProgressDisplay(err) as display:
         try:
@@ -184,6 +174,15 @@ def record(
     except Exception as exc:  # botocore errors: one line, not a traceback
         raise fail(f"{type(exc).__name__}: {exc}") from None
     out.print(f"recorded {count} record(s) to {out_file}")
+
+
+def json_option(name: str, raw: str | None) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise fail(f"{name} is not JSON: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:

@@ -58,8 +58,11 @@ def resolve_name(name_or_arn: str) -> tuple[str, str | None]:
 
 def _int(body: Mapping[str, Any], key: str, field_name: str, default: int | None, lo: int, hi: int) -> int | None:
     value = body.get(key, default)
-    if value is None:
-        return None
+    return None if value is None else ranged_int(value, key, field_name, lo, hi)
+
+
+def ranged_int(value: Any, key: str, field_name: str, lo: int, hi: int) -> int:
+    """An integer in [lo, hi], or AWS's error: the type named by `key`, a range by the model's `field_name`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidParameterValueException(f"{key} must be an integer, got {value!r}")
     if value < lo:

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal, Mapping
 
-from broker.config import resolve_name
+from broker.config import ranged_int, resolve_name
 from broker.errors import InvalidParameterValueException, constraint, function_not_found
 from pollers.filtering import FilterCriteriaError, FilterSet, Source
 
@@ -97,9 +97,9 @@ def check_model(body: Mapping[str, Any]) -> None:
     """The API model's constraints, which AWS checks before anything else."""
     for key, (_, model, lo, hi) in RANGES.items():
         if key in body:
-            _ranged(body[key], key, model, lo, hi)
+            ranged_int(body[key], key, model, lo, hi)
     if "ScalingConfig" in body and isinstance(body["ScalingConfig"], Mapping) and "MaximumConcurrency" in body["ScalingConfig"]:
-        _ranged(body["ScalingConfig"]["MaximumConcurrency"], "ScalingConfig.MaximumConcurrency", "scalingConfig.maximumConcurrency", 2, 1000)
+        ranged_int(body["ScalingConfig"]["MaximumConcurrency"], "ScalingConfig.MaximumConcurrency", "scalingConfig.maximumConcurrency", 2, 1000)
     if "StartingPosition" in body and body["StartingPosition"] not in STARTING_POSITIONS:
         raise constraint("startingPosition", body["StartingPosition"], "Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, TRIM_HORIZON]")
     if "FunctionResponseTypes" in body:
@@ -109,16 +109,6 @@ def check_model(body: Mapping[str, Any]) -> None:
             raise constraint("functionResponseTypes", shown, "Member must satisfy constraint: [Member must satisfy enum value set: [ReportBatchItemFailures]]")
         if len(types) > 1:
             raise constraint("functionResponseTypes", "[" + ", ".join(types) + "]", "Member must have length less than or equal to 1")
-
-
-def _ranged(value: Any, key: str, model: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameterValueException(f"{key} must be an integer, got {value!r}")
-    if value < lo:
-        raise constraint(model, value, f"Member must have value greater than or equal to {lo}")
-    if value > hi:
-        raise constraint(model, value, f"Member must have value less than or equal to {hi}")
-    return value
 
 
 def _bool(body: Mapping[str, Any], key: str) -> bool:
