@@ -122,6 +122,10 @@ class Keys:
         """HASH message id -> the SequenceNumber synthesised for it, so a redelivery keeps its number."""
         return f"{self.prefix}sqsseqid:{queue_arn}"
 
+    def sqs_turn_acks(self, queue_arn: str) -> str:
+        """ZSET token -> expiry ms: deletes waiting for a turn on an emulated queue; receives let them go first."""
+        return f"{self.prefix}sqsturnacks:{queue_arn}"
+
     def sqs_turn(self, queue_arn: str) -> str:
         """STRING with PX (redis-py Lock): the poll loop whose turn it is to call an emulated queue (pollers/sqs_queue.py)."""
         return f"{self.prefix}sqsturn:{queue_arn}"

@@ -69,6 +69,7 @@ class SqsPoller:
         self.active = 0  # loops that have not decided to leave
         self.queue: SqsQueue | None = None
         self.sequence_script = ctx.redis.register_script(ASSIGN_SEQUENCES)
+        self.received_at: dict[str, float] = {}  # message id -> monotonic time of its current receive
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = Backoff(self.ctx.settings.time_scale)
@@ -78,6 +79,7 @@ class SqsPoller:
                     url = await queue_url_for(sqs, self.arn)
                     emulated = self.ctx.settings.aws_endpoint is not None
                     self.queue = SqsQueue(sqs, url, self.arn, emulated=emulated, redis=self.ctx.redis, keys=self.ctx.keys)
+                    await self.queue.read_visibility()
                     break
                 except (ClientError, BotoCoreError, ValueError) as exc:
                     log.warning("mapping %s: cannot resolve %s: %s", self.mapping.uuid, self.arn, exc)
@@ -117,6 +119,9 @@ class SqsPoller:
             sequences = [str(10**19 + int(n)) for n in given]
         records: list[dict[str, Any]] = []
         dropped: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for message in messages:
+            self.received_at[message["MessageId"]] = now
         for message, seq in zip(messages, sequences):
             record = sqs_record(message, self.arn, fifo=self.fifo, sequence_number=seq)
             (records if self.filters.matches(sqs_filter_view(record)) else dropped).append(record)
@@ -126,8 +131,14 @@ class SqsPoller:
                 incr(pipe, self.ctx.keys, self.scope, "Filtered", len(dropped))
             await pipe.execute()
         if dropped:
+            self.forget(dropped)
             await self.delete(dropped)
         return records
+
+    def forget(self, records: list[dict[str, Any]]) -> float:
+        """Drop the records' receive times; returns the earliest."""
+        now = time.monotonic()
+        return min((self.received_at.pop(r["messageId"], now) for r in records), default=now)
 
     async def collect(self, stop: asyncio.Event, carry: list[dict[str, Any]]) -> tuple[BatchBuilder, int, int]:
         """Fill a batch (size, window, 6 MB). Returns it with the messages received and asked for
@@ -174,6 +185,12 @@ class SqsPoller:
         outcome = decide(reply, ids, report_item_failures=self.report, groups=groups)
         succeeded = set(outcome.succeeded)
         deleted = await self.delete([r for r in records if r["messageId"] in succeeded])
+        held_s = time.monotonic() - self.forget(records)
+        assert self.queue is not None
+        expired = self.queue.visibility_s is not None and held_s > self.queue.visibility_s
+        if expired:
+            log.warning("mapping %s: a batch of %d was held %.1f s, longer than the queue's visibility timeout "
+                        "(%.0f s): SQS may already have delivered its messages again", self.mapping.uuid, len(records), held_s, self.queue.visibility_s)
         keys = self.ctx.keys
         async with self.ctx.redis.pipeline(transaction=False) as pipe:
             incr(pipe, keys, self.scope, "Batches")
@@ -188,6 +205,8 @@ class SqsPoller:
                 incr(pipe, keys, self.scope, "Returned", len(outcome.failed))
             if deleted:
                 incr(pipe, keys, self.scope, "Deleted", deleted)
+            if expired:
+                incr(pipe, keys, self.scope, "VisibilityExpired")
             await pipe.execute()
         if outcome.error:
             log.info("mapping %s: batch of %d: %s", self.mapping.uuid, len(records), outcome.error)
@@ -243,6 +262,7 @@ class SqsPoller:
                 continue
             except Exception:
                 log.exception("mapping %s: poll round failed; held messages reappear after their visibility timeout", self.mapping.uuid)
+                self.forget(carry)
                 carry.clear()
                 if await wait_or_stop(stop, backoff.next_delay()):
                     return
@@ -253,6 +273,7 @@ class SqsPoller:
                     outcome = await self.send(builder.records)
                 except Exception:
                     log.exception("mapping %s: sending a batch failed; its messages reappear after their visibility timeout", self.mapping.uuid)
+                    self.forget(builder.records + carry)
                     carry.clear()
                     if await wait_or_stop(stop, backoff.next_delay()):
                         return

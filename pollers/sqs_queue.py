@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aredis
@@ -27,6 +28,11 @@ RECEIVE_MAX = 10
 IDLE_SHORT_POLL_S = 0.05
 TURN_LEASE_S = 10.0  # a crashed holder's turn ends by itself
 TURN_RETRY_S = 0.002
+ACK_PRIORITY_MAX_S = 1.0
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
@@ -52,26 +58,61 @@ class SqsQueue:
         self.url = url
         self.arn = arn
         self.emulated = emulated
+        self.redis = redis
         self.turn_lock = redis.lock(keys.sqs_turn(arn), timeout=TURN_LEASE_S, sleep=TURN_RETRY_S) if emulated else None
+        self.acks_key = keys.sqs_turn_acks(arn)
         self.local_turn = asyncio.Lock()
+        self.local_acks = 0
+        self.visibility_s: float | None = None
+
+    async def read_visibility(self) -> None:
+        """The queue's VisibilityTimeout, to tell when a batch outlived it (a redelivery, as on SQS)."""
+        attrs = await self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["VisibilityTimeout"])
+        self.visibility_s = float(attrs["Attributes"]["VisibilityTimeout"])
 
     @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
+    async def turn(self, ack: bool = False) -> AsyncIterator[None]:
         """Exclusive use of the queue against an emulator, shared by every pollers process.
 
         This process's loops queue on an asyncio lock first, so one Redis lock object
-        (whose token is per object) serves them all.
+        (whose token is per object) serves them all. Acknowledgements (deletes, visibility
+        changes) go before receives: a delete kept waiting behind other loops' receives
+        could outlive its batch's visibility timeout and cause a redelivery SQS would not.
         """
         if self.turn_lock is None:
             yield
             return
-        async with self.local_turn:
-            await self.turn_lock.acquire()
-            try:
-                yield
-            finally:
-                with contextlib.suppress(Exception):  # expired while held: already free
-                    await self.turn_lock.release()
+        token = ""
+        if ack:
+            token = f"{id(self)}:{uuid.uuid4().hex}"
+            self.local_acks += 1
+            await self.redis.zadd(self.acks_key, {token: _now_ms() + TURN_LEASE_S * 1000})
+        else:
+            await self._let_acks_go_first()
+        try:
+            async with self.local_turn:
+                await self.turn_lock.acquire()
+                try:
+                    if ack:
+                        self.local_acks -= 1
+                        await self.redis.zrem(self.acks_key, token)
+                        ack = False
+                    yield
+                finally:
+                    with contextlib.suppress(Exception):  # expired while held: already free
+                        await self.turn_lock.release()
+        finally:
+            if ack:  # cancelled while waiting
+                self.local_acks -= 1
+                await self.redis.zrem(self.acks_key, token)
+
+    async def _let_acks_go_first(self) -> None:
+        """Wait (at most ACK_PRIORITY_MAX_S, so receives never starve) while any process has an ack waiting."""
+        deadline = time.monotonic() + ACK_PRIORITY_MAX_S
+        while time.monotonic() < deadline:
+            if not self.local_acks and not await self.redis.zcount(self.acks_key, _now_ms(), "+inf"):
+                return
+            await asyncio.sleep(TURN_RETRY_S)
 
     async def receive(self, count: int, wait_s: int, stop: asyncio.Event, holding: bool) -> list[dict[str, Any]] | None:
         """Up to `count` messages, waiting up to `wait_s` for the first. None when `stop`
@@ -110,13 +151,13 @@ class SqsQueue:
     async def delete_batch(self, receipt_handles: list[str]) -> int:
         """DeleteMessageBatch of up to 10 handles; how many SQS confirmed."""
         entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(receipt_handles)]
-        async with self.turn():
+        async with self.turn(ack=True):
             resp = await self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
         return len(resp.get("Successful", []))
 
     async def make_visible(self, receipt_handles: list[str]) -> None:
         """ChangeMessageVisibilityBatch to 0 for up to 10 handles."""
         entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(receipt_handles)]
-        async with self.turn():
+        async with self.turn(ack=True):
             await self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
 

@@ -9,25 +9,28 @@ import pytest
 from tests.pollers.helpers import add_mapping, make_queue, queue_depth, send_entries
 from tests.stack import Stack
 
-# Fails, on its first receive, every message whose number is 3 mod 7, and (as Lambda's docs
-# ask, SEMANTICS §14) every later message of the same group in the batch.
+# Fails, on its first receive, every message whose number is 3 mod FAIL_EVERY, and (as
+# Lambda's docs ask, SEMANTICS §14) every later message of the same group in the batch.
 ORDERED = """
+FAIL_EVERY = @FAIL_EVERY@
 def handler(event, context):
     failed, stopped = [], set()
     for r in event["Records"]:
         group, n = r["attributes"]["MessageGroupId"], int(r["body"].split(":")[1])
-        if group in stopped or (n % 7 == 3 and r["attributes"]["ApproximateReceiveCount"] == "1"):
+        if group in stopped or (n % FAIL_EVERY == 3 and r["attributes"]["ApproximateReceiveCount"] == "1"):
             stopped.add(group)
             failed.append({"itemIdentifier": r["messageId"]})
     return {"batchItemFailures": failed}
 """
 
 
-def run_fifo(stack: Stack, prefix: str, groups: int, per_group: int, wave: int, visibility: int = 3) -> None:
+def run_fifo(stack: Stack, prefix: str, groups: int, per_group: int, wave: int, visibility: int = 3, fail_every: int = 7) -> None:
     """The visibility timeout must outlast a batch on a loaded box: a head message that
-    expires mid-batch is, correctly, delivered again, which a strict order check flags."""
+    expires mid-batch is, correctly, delivered again, which a strict order check flags.
+    Each failure holds its group for one visibility timeout (the failed head stays in
+    flight, as on SQS), so a group's run takes at least per_group / fail_every timeouts."""
     stack.start_worker(2)
-    stack.create_function("ordered", ORDERED)
+    stack.create_function("ordered", ORDERED.replace("@FAIL_EVERY@", str(fail_every)))
     url, arn, _ = make_queue(stack, prefix.rstrip(":") + "fifo", fifo=True, visibility=visibility)
     add_mapping(stack, "ordered", arn, batch_size=10, function_response_types=("ReportBatchItemFailures",))
     stack.start_pollers(2)
@@ -70,4 +73,4 @@ def test_fifo_order_across_failures_and_pollers(stack: Stack, em_prefix: str) ->
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_fifo_order_full(stack: Stack, em_prefix: str) -> None:
-    run_fifo(stack, em_prefix, groups=20, per_group=200, wave=200, visibility=6)
+    run_fifo(stack, em_prefix, groups=20, per_group=200, wave=200, visibility=6, fail_every=25)

@@ -84,3 +84,34 @@ def test_short_polls_find_a_late_message_and_stop_ends_an_idle_wait(redis_url: s
     assert bodies == ["late"], "a message sent during the wait is returned"
     assert idle is None, "stop during an idle wait returns None instead of waiting 20 s"
     assert not locked, "no turn is left held"
+
+
+def test_a_waiting_delete_goes_before_receives(redis_url: str, em_prefix: str) -> None:
+    """Receives that ask while a delete is waiting let it go first, whichever process asks."""
+    async def scenario() -> list[str]:
+        keys, arn = Keys(em_prefix), "arn:aws:sqs:us-east-1:123456789012:acks"
+        clients = [aredis.Redis.from_url(redis_url) for _ in range(5)]
+        holder, acker, *receivers = [SqsQueue(None, "url", arn, emulated=True, redis=c, keys=keys) for c in clients]
+        order: list[str] = []
+        entered = asyncio.Event()
+
+        async def hold() -> None:
+            async with holder.turn():
+                entered.set()
+                await asyncio.sleep(0.2)
+
+        async def take(queue: SqsQueue, name: str, ack: bool) -> None:
+            async with queue.turn(ack=ack):
+                order.append(name)
+
+        holding = asyncio.create_task(hold())
+        await entered.wait()
+        ack = asyncio.create_task(take(acker, "delete", True))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(holding, ack, *(take(q, f"receive{i}", False) for i, q in enumerate(receivers)))
+        for c in clients:
+            await c.aclose()
+        return order
+
+    order = asyncio.run(scenario())
+    assert order[0] == "delete" and sorted(order[1:]) == ["receive0", "receive1", "receive2"], order
