@@ -144,7 +144,9 @@ class Keys:
         return f"{self.prefix}esm:{mapping}:owners"
 
     def stream_checkpoints(self, mapping: str) -> str:
-        """HASH shard id -> last done sequence number, or SHARD_END; written owner-checked."""
+        """HASH shard id -> last done sequence number, or SHARD_END; written owner-checked. Also
+        `<shard>/window/<lane>` (tumbling-window state, pollers/stream_window.py) and
+        `<shard>/start` (where LATEST resolved, before any checkpoint; pollers/stream_shard.py)."""
         return f"{self.prefix}esm:{mapping}:ckpt"
 
     def stream_inflight(self, mapping: str) -> str:

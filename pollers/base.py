@@ -11,8 +11,9 @@ in-flight batch before returning, so a stop never loses accepted data.
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 import orjson
@@ -25,6 +26,7 @@ from broker.registry import Registry
 from broker.settings import Settings
 
 DEFAULT_FUNCTION_TIMEOUT_S = 3
+CONFIG_CACHE_S = 1.0  # a function's Timeout is re-read at most this often (one Redis read per batch adds up)
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,14 @@ class PollerContext:
     keys: Keys
     settings: Settings
     owner: str  # unique id of this pollers process (lease holder name)
+    _timeouts: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
 
-    def client(self, service: str) -> AbstractAsyncContextManager[Any]:
+    def client(self, service: str, *, parser_factory: Any = None) -> AbstractAsyncContextManager[Any]:
         """An aiobotocore client for `service` on the configured endpoint and region.
 
         With an endpoint (an emulator) static "testing" credentials are used; without one
-        the standard credential chain applies (real AWS).
+        the standard credential chain applies (real AWS). `parser_factory` replaces
+        botocore's response parsing (pollers/stream_client.py: GetRecords pages as sent).
         """
         from aiobotocore.config import AioConfig
         from aiobotocore.session import get_session
@@ -76,11 +80,21 @@ class PollerContext:
             kwargs.update(endpoint_url=self.settings.aws_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
         # Long polls hold a connection for up to 20 s; many concurrent pollers share a pool.
         config = AioConfig(read_timeout=70, connect_timeout=10, max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"})
-        return get_session().create_client(service, config=config, **kwargs)  # type: ignore[no-any-return]
+        session = get_session()
+        if parser_factory is not None:
+            session.register_component("response_parser_factory", parser_factory)
+        return session.create_client(service, config=config, **kwargs)  # type: ignore[no-any-return]
 
     async def function_timeout_s(self, name: str) -> float:
+        """The function's Timeout, cached for CONFIG_CACHE_S (read once per batch otherwise)."""
+        now = time.monotonic()
+        cached = self._timeouts.get(name)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         config = await Registry(self.redis, self.keys).find(name)
-        return float(config.timeout_s) if config else DEFAULT_FUNCTION_TIMEOUT_S
+        timeout = float(config.timeout_s) if config else DEFAULT_FUNCTION_TIMEOUT_S
+        self._timeouts[name] = (now + CONFIG_CACHE_S, timeout)
+        return timeout
 
     async def invoke_batch(self, mapping: EventSourceMapping, payload: dict[str, Any]) -> BatchReply:
         """Invoke the mapping's function synchronously with one batch event and wait.

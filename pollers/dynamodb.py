@@ -19,7 +19,6 @@ from pollers.stream_source import ReadResult, StreamSource
 class DynamoDBSource(StreamSource):
     service = "dynamodbstreams"
     info_key = "DDBStreamBatchInfo"
-    poll_interval_s = 0.1  # Lambda polls DynamoDB shards 4 times a second (§30)
 
     async def shards(self) -> list[ShardInfo]:
         out: list[ShardInfo] = []

@@ -23,6 +23,7 @@ from pollers.checkpoints import Checkpoints
 from pollers.filtering import FilterSet
 from pollers.leases import ShardLeases
 from pollers.stream_batch import BatchEnv
+from pollers.stream_client import RawPageParserFactory
 from pollers.stream_policy import SHARD_END, RetryPolicy, ShardInfo, fair_share, startable
 from pollers.stream_shard import ShardWorker
 from pollers.stream_source import StreamSource
@@ -78,7 +79,7 @@ class StreamPoller:
         config = await Registry(self.ctx.redis, self.ctx.keys).find(self.mapping.function_name)
         role = config.role if config else DEFAULT_ROLE
         self.timeout_s = float(config.timeout_s) if config else 3.0
-        async with self.ctx.client(self.service) as client:
+        async with self.ctx.client(self.service, parser_factory=RawPageParserFactory()) as client:
             self.source = self.make_source(client, role)
             beat = asyncio.create_task(self._heartbeat_loop(stop), name=f"esm:{self.mapping.uuid}:heartbeat")
             try:

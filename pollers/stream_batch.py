@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence
 
 import orjson
@@ -35,6 +35,7 @@ DELIVERY_TRIES = 3
 
 OnDone = Callable[[Sequence[StreamRecord]], Awaitable[None]]
 OnDiscard = Callable[[Sequence[StreamRecord], str], Awaitable[None]]
+OnState = Callable[[dict[str, Any]], None]
 
 
 class Abandoned(Exception):
@@ -54,19 +55,46 @@ class BatchEnv:
     checkpoints: Checkpoints
     function_timeout_s: float
     stopping: asyncio.Event
+    pending: list[tuple[str, float, bool]] = field(default_factory=list)  # metrics not yet written
+    inflight_until: float = 0.0  # epoch s our in-flight marker in Redis covers
 
     @property
     def scope(self) -> str:
         return f"esm:{self.mapping.uuid}"
 
+    def count(self, name: str, by: float = 1) -> None:
+        self.pending.append((name, by, False))
+
+    def observe(self, name: str, value: float) -> None:
+        self.pending.append((name, value, True))
+
+    def drain_into(self, pipe: Any) -> None:
+        """Queue the buffered metrics on `pipe`: the checkpoint write carries them, so a
+        batch costs one Redis round trip after its invocation instead of two."""
+        for name, value, distribution in self.pending:
+            if distribution:
+                observe(pipe, self.ctx.keys, self.scope, name, value)
+            else:
+                incr(pipe, self.ctx.keys, self.scope, name, int(value))
+        self.pending.clear()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        async with self.ctx.redis.pipeline(transaction=False) as pipe:
+            self.drain_into(pipe)
+            await pipe.execute()
+
 
 async def process(
     env: BatchEnv, records: list[StreamRecord], on_done: OnDone, window: dict[str, Any] | None = None,
-    on_discard: OnDiscard | None = None,
+    on_discard: OnDiscard | None = None, on_state: OnState | None = None,
 ) -> dict[str, Any] | None:
     """Run `records` until every one is done or discarded; returns the window state the
     last successful invocation returned (tumbling windows), else None. Discarded records
-    go through `on_discard` (with the reason) before `on_done`: replay reports them."""
+    go through `on_discard` (with the reason) before `on_done`: replay reports them.
+    `on_state` hears each returned window state just before `on_done` hears the records
+    it covers, so both can be stored together."""
     tumbling = window is not None
     state = dict(window["state"]) if window is not None else None
     work: deque[tuple[list[StreamRecord], int]] = deque([(records, 0)])
@@ -82,6 +110,7 @@ async def process(
                 await on_done(batch)
                 break
             if env.stopping.is_set() and invokes:
+                await env.flush()
                 raise Abandoned()
             payload = batch_event(batch, {**window, "state": state} if window is not None else None)
             reply = await _invoke(env, batch, payload)
@@ -98,13 +127,15 @@ async def process(
             )
             if isinstance(outcome, (Succeeded, PartiallyFailed)) and outcome.state is not None:
                 state = outcome.state
+                if on_state is not None:
+                    on_state(state)
             if isinstance(decision, Commit):
                 await on_done(batch)
                 break
             if isinstance(decision, Bisect):
                 half = len(batch) // 2
                 work.extendleft([(batch[half:], retries), (batch[:half], retries)])
-                await _count(env, "Bisections")
+                env.count("Bisections")
                 break
             if decision.start:
                 await on_done(batch[:decision.start])
@@ -120,28 +151,34 @@ async def process(
                 throttles += 1
             else:
                 retries = decision.retries
-                await _count(env, "Retries")
+                env.count("Retries")
+            await env.flush()
             await _sleep_unless_stopping(env, decision.delay_s)
+        await env.flush()  # a no-op when on_done's checkpoint write carried the metrics
     return state
 
 
 async def _invoke(env: BatchEnv, batch: list[StreamRecord], payload: dict[str, Any]) -> BatchReply:
-    await env.checkpoints.mark_inflight(env.shard_id, time.time() + env.function_timeout_s + INFLIGHT_SLACK_S)
+    await _mark_inflight(env)
     reply = await env.ctx.invoke_batch(env.mapping, payload)
-    async with env.ctx.redis.pipeline(transaction=False) as pipe:
-        incr(pipe, env.ctx.keys, env.scope, "Batches")
-        if batch:
-            observe(pipe, env.ctx.keys, env.scope, "IteratorAge", max(0.0, time.time() - batch[-1].arrival) * 1000)
-        await pipe.execute()
+    env.count("Batches")
+    if batch:
+        env.observe("IteratorAge", max(0.0, time.time() - batch[-1].arrival) * 1000)
     if reply.error:
         log.warning("batch of shard %s not run: %s", env.shard_id, reply.error)
     return reply
 
 
-async def _count(env: BatchEnv, name: str, by: int = 1) -> None:
-    async with env.ctx.redis.pipeline(transaction=False) as pipe:
-        incr(pipe, env.ctx.keys, env.scope, name, by)
-        await pipe.execute()
+async def _mark_inflight(env: BatchEnv) -> None:
+    """Make sure the shard's in-flight marker covers a batch starting now. The marker is
+    written with INFLIGHT_SLACK_S to spare and reused while half of that remains, so a
+    busy shard writes it every few seconds rather than before every batch; a new owner
+    after a crash still waits out any batch we may have left running."""
+    now = time.time()
+    if env.inflight_until >= now + env.function_timeout_s + INFLIGHT_SLACK_S / 2:
+        return
+    env.inflight_until = now + env.function_timeout_s + INFLIGHT_SLACK_S
+    await env.checkpoints.mark_inflight(env.shard_id, env.inflight_until)
 
 
 async def _sleep_unless_stopping(env: BatchEnv, delay_s: float) -> None:
@@ -156,7 +193,7 @@ async def _discard(env: BatchEnv, batch: list[StreamRecord], reason: str, invoke
     """Count the discarded records and send the batch description to OnFailure (§37-39)."""
     if not batch:
         return
-    await _count(env, "DiscardedRecords", len(batch))
+    env.count("DiscardedRecords", len(batch))
     log.warning("discarding %d records of shard %s (%s)", len(batch), env.shard_id, reason)
     target = env.mapping.on_failure_destination
     if not target:
@@ -172,12 +209,12 @@ async def _discard(env: BatchEnv, batch: list[StreamRecord], reason: str, invoke
     for attempt in range(DELIVERY_TRIES):
         try:
             await deliver(env.ctx, target, body)
-            await _count(env, "OnFailureDeliveries")
+            env.count("OnFailureDeliveries")
             return
         except Exception as exc:  # the destination's refusal must not block the shard forever
             log.warning("OnFailure delivery to %s failed (try %d): %s", target, attempt + 1, exc)
             await asyncio.sleep(env.ctx.settings.scaled(1.0) * (attempt + 1))
-    await _count(env, "DestinationDeliveryFailures")
+    env.count("DestinationDeliveryFailures")
 
 
 async def deliver(ctx: PollerContext, target: str, body: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Literal, Sequence
 RETRY_BASE_S = 0.5
 RETRY_CAP_S = 30.0
 SHARD_END = "SHARD_END"
+QUIET_AFTER_S = 5.0
 
 # --- what a batch reply means --------------------------------------------------------
 
@@ -244,6 +245,11 @@ def startable(shards: Sequence[ShardInfo], finished: set[str]) -> list[str]:
 def fair_share(active_shards: int, live_owners: int) -> int:
     """How many of a mapping's shards one pollers process should hold."""
     return math.ceil(active_shards / max(1, live_owners)) if active_shards else 0
+
+
+def idle_poll_s(quiet_s: float, fast_s: float, slow_s: float) -> float:
+    """The wait after an empty read of a shard that last returned records `quiet_s` ago."""
+    return fast_s if quiet_s < QUIET_AFTER_S else slow_s
 
 
 def window_bounds(arrival_s: float, size_s: float) -> tuple[float, float]:

@@ -50,15 +50,17 @@ def _sized(seq: int, sequence: str, key: str, arrival: float, event: dict[str, A
 
 
 def kinesis_record(raw: dict[str, Any], *, shard_id: str, stream_arn: str, region: str, role: str) -> StreamRecord:
-    """A GetRecords record as Lambda's Kinesis event record (§42)."""
+    """A GetRecords record as Lambda's Kinesis event record (§42); the arrival time may be a
+    datetime or epoch seconds, the data bytes or base64 text (PollerContext.client raw_values)."""
     arrival = epoch(raw["ApproximateArrivalTimestamp"])
     sequence = str(raw["SequenceNumber"])
+    data = raw["Data"]  # bytes from a parsing client, the wire's base64 text from a raw one
     event = {
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
             "partitionKey": raw["PartitionKey"],
             "sequenceNumber": sequence,
-            "data": base64.b64encode(raw["Data"]).decode(),
+            "data": data if isinstance(data, str) else base64.b64encode(data).decode(),
             "approximateArrivalTimestamp": round(arrival, 3),
         },
         "eventSource": "aws:kinesis",

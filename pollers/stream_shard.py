@@ -5,8 +5,16 @@ count as done: the iterator moves past them, SEMANTICS §25) and routes the rest
 of ParallelizationFactor lanes by partition key, so each key's records stay in order
 while lanes run batches concurrently (§29). Each lane has at most one batch in flight.
 The checkpoint is the highest sequence number below which everything is done
-(`Progress`), written owner-checked after every batch; a closed shard, once fully
-done, is checkpointed as SHARD_END so its children can start.
+(`Progress`), written owner-checked after every batch together with the lanes' window
+states; a closed shard, once fully done, is checkpointed as SHARD_END so its children
+can start.
+
+StartingPosition LATEST is a moving target: resolved again after a restart that came
+before the first checkpoint, it would skip whatever was put in between. So the first
+owner stores when it resolved LATEST (`<shard>/start`, less LATEST_MARGIN_S for clock
+skew between us and the source's arrival stamps) before reading, and a later owner
+without a checkpoint starts AT_TIMESTAMP there instead (DynamoDB Streams has no
+AT_TIMESTAMP: it reads from TRIM_HORIZON and skips records that arrived before).
 """
 
 from __future__ import annotations
@@ -14,20 +22,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from typing import Any, Sequence
+from typing import Sequence
 
 from pollers.filtering import FilterSet
-from pollers.stream_batch import Abandoned, BatchEnv, process
-from pollers.stream_policy import SHARD_END, Progress, ShardInfo, lane_for, window_bounds
-from pollers.stream_records import StreamRecord, iso_ms, iso_s
+from pollers.stream_batch import Abandoned, BatchEnv
+from pollers.stream_lane import MAX_PAYLOAD_BYTES, Lane, wait_either
+from pollers.stream_policy import SHARD_END, Progress, ShardInfo, idle_poll_s, lane_for
+from pollers.stream_records import StreamRecord
 from pollers.stream_source import StreamSource
+from pollers.stream_window import start_field, window_field
 
 log = logging.getLogger("eventmill.pollers.stream")
 
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024 - 64 * 1024  # Lambda's 6 MB cap, less the envelope
 MAX_GETRECORDS = 10_000
-WINDOW_GRACE_S = 0.05
+READ_AHEAD = 2_000  # records buffered per shard at least: big reads cost the source less per record
+BATCHES_AHEAD = 4  # ... and this many batches per lane, so a read never leaves a lane waiting
+MAX_BUFFER = 20_000
+LATEST_MARGIN_S = 0.5
 
 
 class LeaseLost(Exception):
@@ -45,6 +56,7 @@ class ShardWorker:
         self.filters = filters
         self.written = checkpoint
         self.last_read: int | None = int(checkpoint) if checkpoint else None
+        self.not_before: float | None = None  # skip records that arrived earlier (restart from a LATEST start)
         self.progress = Progress()
         self.lock = asyncio.Lock()
         self.space = asyncio.Event()
@@ -54,7 +66,12 @@ class ShardWorker:
         mapping = env.mapping
         self.lanes = [Lane(self, i) for i in range(max(1, mapping.parallelization_factor))]
         batch = max(1, mapping.batch_size)
-        self.max_buffer = max(batch * 2, min(batch * len(self.lanes) * 2, 20_000))
+        self.max_buffer = max(batch * 2, min(max(batch * len(self.lanes) * BATCHES_AHEAD, READ_AHEAD), MAX_BUFFER))
+        # Read again only once half the buffer is free, so reads stay large (one GetRecords
+        # per many batches, not one per batch) while the lanes still never run dry.
+        self.min_read = min(MAX_GETRECORDS, max(1, self.max_buffer // 2))
+        self.max_bytes = MAX_PAYLOAD_BYTES * (2 * len(self.lanes) + 1)
+        self.buffered_bytes = 0  # record bytes handed to lanes and not done yet
 
     @property
     def backlog(self) -> int:
@@ -62,6 +79,7 @@ class ShardWorker:
 
     async def run(self) -> bool:
         """Returns True when the shard reached SHARD_END (fully processed)."""
+        await self._resume()
         wait = await self.env.checkpoints.inflight_wait_s(self.shard.shard_id)
         if wait > 0:  # a previous owner died mid-batch: never overlap its batch (ARCHITECTURE: leases)
             log.info("shard %s: waiting %.1f s for a batch left running by a previous owner", self.shard.shard_id, wait)
@@ -77,33 +95,52 @@ class ShardWorker:
         if abandoned:
             return False
         if self.ended and not len(self.progress) and not self.env.stopping.is_set():
-            if not await self.env.checkpoints.write(self.shard.shard_id, SHARD_END):
-                raise LeaseLost(self.shard.shard_id)
+            shard = self.shard.shard_id
+            done = {shard: SHARD_END, start_field(shard): "", **{window_field(shard, lane.index): "" for lane in self.lanes}}
+            if not await self.env.checkpoints.write_fields(shard, done):
+                raise LeaseLost(shard)
             return True
         return False
 
+    async def _resume(self) -> None:
+        """Restore the lanes' window states and pin (or reuse) where LATEST resolved."""
+        shard = self.shard.shard_id
+        pinned, windows = await self.env.checkpoints.saved(shard, len(self.lanes))
+        for lane, saved in zip(self.lanes, windows):
+            if lane.tumbling_s:
+                lane.win = saved
+        if self.last_read is not None or self.start != "LATEST":
+            return
+        if pinned is not None:
+            self.start, self.not_before = "AT_TIMESTAMP", pinned
+            return
+        if not await self.env.checkpoints.write_fields(shard, {start_field(shard): repr(time.time() - LATEST_MARGIN_S)}):
+            raise LeaseLost(shard)
+
     async def _iterator(self) -> str:
         after = str(self.last_read) if self.last_read is not None else None
-        timestamp = self.env.mapping.starting_position_timestamp
+        timestamp = self.not_before if self.not_before is not None else self.env.mapping.starting_position_timestamp
         return await self.source.iterator(self.shard.shard_id, after, self.start, timestamp)
 
     async def _read(self) -> None:
         stopping = self.env.stopping
         iterator: str | None = None
+        records_at = time.monotonic()
         try:
             while not stopping.is_set():
-                if len(self.progress) >= self.max_buffer:
+                room = self.max_buffer - len(self.progress)
+                if room < self.min_read or self.buffered_bytes >= self.max_bytes:
                     self.space.clear()
-                    await _wait(self.space, stopping, 1.0)
+                    await wait_either(self.space, stopping, 1.0)
                     continue
                 try:
                     iterator = iterator or await self._iterator()
-                    limit = max(1, min(MAX_GETRECORDS, self.max_buffer - len(self.progress)))
+                    limit = max(1, min(MAX_GETRECORDS, room))
                     result = await self.source.read(self.shard.shard_id, iterator, limit)
                 except Exception as exc:
                     if not self.source.is_expired_iterator(exc):
                         log.warning("shard %s: read failed: %s", self.shard.shard_id, exc)
-                        await _wait(asyncio.Event(), stopping, self.source.poll_interval_s * 5)
+                        await wait_either(asyncio.Event(), stopping, self.source.poll_slow_s * 4)
                     iterator = None
                     continue
                 iterator = result.next_iterator
@@ -113,8 +150,11 @@ class ShardWorker:
                 if iterator is None or (not result.records and await self._closed_and_read()):
                     self.ended = True
                     return
-                if not result.records:
-                    await _wait(asyncio.Event(), stopping, self.source.poll_interval_s)
+                if result.records:
+                    records_at = time.monotonic()
+                else:
+                    quiet = time.monotonic() - records_at
+                    await wait_either(asyncio.Event(), stopping, idle_poll_s(quiet, self.source.poll_fast_s, self.source.poll_slow_s))
         finally:
             self.reading = False
             for lane in self.lanes:
@@ -131,149 +171,42 @@ class ShardWorker:
         return self.shard.ending is not None and (self.last_read or 0) >= self.shard.ending
 
     def _accept(self, records: list[StreamRecord]) -> None:
+        everything = self.filters.matches_all  # no FilterCriteria: skip building filter views
+        lanes = len(self.lanes)
         for record in records:
             self.progress.add(record.seq, record.sequence)
             self.last_read = record.seq
-            if self.filters.matches(self.source.filter_view(record.event)):
-                self.lanes[lane_for(record.key, len(self.lanes))].push(record)
+            lane = self.lanes[lane_for(record.key, lanes)]
+            if (self.not_before is not None and record.arrival < self.not_before) or lane.folded(record):
+                self.progress.done([record.seq])  # before our LATEST start, or already in a window state
+            elif everything or self.filters.matches(self.source.filter_view(record.event)):
+                self.buffered_bytes += record.size
+                lane.push(record)
             else:
                 self.progress.done([record.seq])
 
     async def done(self, records: Sequence[StreamRecord]) -> None:
         self.progress.done(r.seq for r in records)
+        self.buffered_bytes -= sum(r.size for r in records)
         await self.commit()
         self.space.set()
 
     async def commit(self) -> None:
+        """Write the checkpoint if it moved, with every changed window state, in one step."""
         self.progress.advance()
+        shard = self.shard.shard_id
         async with self.lock:
             value = self.progress.checkpoint
-            if value is None or value == self.written:
+            fields: dict[str, str] = {}
+            if value is not None and value != self.written:
+                fields[shard] = value
+            for lane in self.lanes:
+                if lane.dirty:
+                    fields[window_field(shard, lane.index)] = lane.win.dumps()
+                    lane.dirty = False
+            if not fields:
                 return
-            if not await self.env.checkpoints.write(self.shard.shard_id, value):
-                raise LeaseLost(self.shard.shard_id)
-            self.written = value
-
-
-class Lane:
-    """One of a shard's ParallelizationFactor slots: its records in order, one batch at a time."""
-
-    def __init__(self, worker: ShardWorker, index: int) -> None:
-        self.worker = worker
-        self.index = index
-        self.buffer: deque[StreamRecord] = deque()
-        self.wake = asyncio.Event()
-        self.first_at = 0.0
-        mapping = worker.env.mapping
-        settings = worker.env.ctx.settings
-        self.window_s = settings.scaled(mapping.maximum_batching_window_s)
-        self.tumbling_s = settings.scaled(mapping.tumbling_window_s) if mapping.tumbling_window_s else 0.0
-        self.window: tuple[float, float] | None = None
-        self.state: dict[str, Any] = {}
-
-    def push(self, record: StreamRecord) -> None:
-        if not self.buffer:
-            self.first_at = time.monotonic()
-        self.buffer.append(record)
-        self.wake.set()
-
-    async def run(self) -> None:
-        env = self.worker.env
-        while True:
-            batch = await self._next_batch()
-            if batch is None:
-                return
-            if not self.tumbling_s:
-                await process(env, batch, self.worker.done)
-                continue
-            await self._tumbling(batch)
-
-    async def _next_batch(self) -> list[StreamRecord] | None:
-        mapping = self.worker.env.mapping
-        while True:
-            if self.worker.env.stopping.is_set():
-                return None
-            draining = not self.worker.reading
-            if self.buffer:
-                waited = time.monotonic() - self.first_at
-                if draining or len(self.buffer) >= mapping.batch_size or waited >= self.window_s or self._bytes_full():
-                    return self._cut()
-                timeout: float | None = self.window_s - waited
-            elif self.tumbling_s and self.window is not None:
-                if time.time() >= self.window[1] + WINDOW_GRACE_S or draining:
-                    return []  # the window closed with nothing new: its final invoke has no records
-                timeout = self.window[1] + WINDOW_GRACE_S - time.time()
-            elif draining:
-                return None
-            else:
-                timeout = None
-            self.wake.clear()
-            await _wait(self.wake, self.worker.env.stopping, timeout)
-
-    def _bytes_full(self) -> bool:
-        total = 0
-        for record in self.buffer:
-            total += record.size
-            if total >= MAX_PAYLOAD_BYTES:
-                return True
-        return False
-
-    def _cut(self) -> list[StreamRecord]:
-        """Up to BatchSize records within 6 MB (at least one); with tumbling windows, only
-        records of the first record's window."""
-        batch: list[StreamRecord] = []
-        total = 0
-        limit = self.worker.env.mapping.batch_size
-        first_window = window_bounds(self.buffer[0].arrival, self.tumbling_s) if self.tumbling_s else None
-        while self.buffer and len(batch) < limit:
-            record = self.buffer[0]
-            if batch and total + record.size > MAX_PAYLOAD_BYTES:
-                break
-            if first_window is not None and window_bounds(record.arrival, self.tumbling_s) != first_window:
-                break
-            batch.append(self.buffer.popleft())
-            total += record.size
-        if self.buffer:
-            self.first_at = time.monotonic()
-        return batch
-
-    async def _tumbling(self, batch: list[StreamRecord]) -> None:
-        """Tumbling windows (§36): state flows from one invocation to the next within a
-        window; the invocation that closes the window says isFinalInvokeForWindow."""
-        bounds = window_bounds(batch[0].arrival, self.tumbling_s) if batch else self.window
-        if self.window is not None and bounds != self.window:
-            await self._invoke_window([], final=True)  # a newer window began: close the old one first
-        if bounds is None:
-            return
-        if bounds != self.window:
-            self.window, self.state = bounds, {}
-        later = bool(self.buffer) and window_bounds(self.buffer[0].arrival, self.tumbling_s) != bounds
-        final = not batch or later or time.time() >= bounds[1] + WINDOW_GRACE_S or not self.worker.reading
-        await self._invoke_window(batch, final=final)
-
-    async def _invoke_window(self, batch: list[StreamRecord], *, final: bool) -> None:
-        assert self.window is not None
-        fmt = iso_s if float(self.window[0]).is_integer() and float(self.window[1]).is_integer() else iso_ms
-        window = {
-            "window": {"start": fmt(self.window[0]), "end": fmt(self.window[1])},
-            "state": self.state,
-            "shardId": self.worker.shard.shard_id,
-            "eventSourceARN": self.worker.env.stream_arn,
-            "isFinalInvokeForWindow": final,
-            "isWindowTerminatedEarly": False,
-        }
-        state = await process(self.worker.env, batch, self.worker.done, window) if batch or final else None
-        if final:
-            self.window, self.state = None, {}
-        elif state is not None:
-            self.state = state
-
-
-async def _wait(event: asyncio.Event, stopping: asyncio.Event, timeout: float | None) -> None:
-    """Wait for `event` or `stopping`, at most `timeout` seconds."""
-    waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(stopping.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+            if not await self.env.checkpoints.write_fields(shard, fields, self.env.drain_into):
+                raise LeaseLost(shard)
+            if shard in fields:
+                self.written = value

@@ -26,7 +26,11 @@ class StreamSource(ABC):
 
     service: str
     info_key: BatchInfoKey
-    poll_interval_s: float = 0.2  # idle poll per shard (Lambda: Kinesis ~1/s, DynamoDB 4/s, §30)
+    # Wait after an empty GetRecords: short while the shard had records lately, so a put
+    # reaches the handler in tens of ms; longer once it has been quiet (QUIET_AFTER_S), so
+    # idle shards cost the source little. Lambda polls Kinesis ~1/s, DynamoDB 4/s (§30).
+    poll_fast_s: float = 0.02
+    poll_slow_s: float = 0.25
 
     def __init__(self, client: Any, stream_arn: str, region: str, role: str) -> None:
         self.client = client

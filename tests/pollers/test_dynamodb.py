@@ -96,3 +96,35 @@ def test_onfailure_record_has_ddb_batch_info(stack: Stack, em_prefix: str) -> No
     info = record["DDBStreamBatchInfo"]
     assert info["batchSize"] == 1 and info["streamArn"] == arn and info["shardId"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["approximateArrivalOfFirstRecord"])
+
+
+def test_latest_restart_skips_older_records_and_keeps_new_ones(stack: Stack, em_prefix: str) -> None:
+    """DynamoDB Streams has no AT_TIMESTAMP: a restart before the first checkpoint reads
+    from TRIM_HORIZON and skips what arrived before LATEST was first resolved. Binary
+    attributes arrive base64-encoded, as Lambda sends them."""
+    import signal
+    import time
+
+    stack.start_worker()
+    stack.create_function("ddblatest", ECHO)
+    name = em_prefix.rstrip(":") + "latest"
+    arn = _table(stack, name)
+    ddb = stack.client("dynamodb")
+    ddb.put_item(TableName=name, Item={"pk": {"S": "old"}})
+    time.sleep(1.2)  # > LATEST_MARGIN_S (pollers/stream_shard.py) and DynamoDB's whole-second arrival times
+    mapping = add_mapping(stack, "ddblatest", arn, kind="dynamodb", starting_position="LATEST", batch_size=100)
+    [first] = stack.start_pollers()
+    stack.wait_for(
+        lambda: any(k.endswith(b"/start") for k in stack.redis.hkeys(stack.keys.stream_checkpoints(mapping.uuid))),
+        timeout=20, what="LATEST to be resolved",
+    )
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    for key in ("a", "b"):
+        ddb.put_item(TableName=name, Item={"pk": {"S": key}, "bin": {"B": b"\x00\x01"}})
+    stack.start_pollers()
+    stack.wait_for(lambda: len(_records(stack, "ddblatest")) >= 2, timeout=30, what="the items put while down")
+    time.sleep(0.5)
+    records = _records(stack, "ddblatest")
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["a", "b"]
+    assert records[0]["dynamodb"]["NewImage"]["bin"] == {"B": "AAE="}

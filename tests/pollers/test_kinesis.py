@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import urllib.request
 
 import pytest
 
@@ -11,7 +15,7 @@ from tests.pollers.helpers import esm_metric
 from tests.pollers.stream_helpers import (
     assert_key_order, assert_poison_onfailure, kinesis_mapping, make_stream, processed, put_records, recorder, seen_items,
 )
-from tests.stack import Stack, zip_source
+from tests.stack import ROOT, Stack, zip_source
 
 
 def _order_run(stack: Stack, em_prefix: str, shards: int, records: int, keys: int, timeout: float) -> None:
@@ -65,6 +69,22 @@ def test_poison_record_bisected_and_discarded_alone(stack: Stack, em_prefix: str
     assert esm_metric(stack, mapping, "DiscardedRecords") == 1
     assert esm_metric(stack, mapping, "Bisections") >= 5
     assert esm_metric(stack, mapping, "OnFailureDeliveries") == 1
+    assert esm_metric(stack, mapping, "Retries") == 2
+    batches = esm_metric(stack, mapping, "Batches")
+    assert batches >= 3 + 5 + 2 and esm_metric(stack, mapping, "IteratorAge:count") == batches
+    _assert_exposed(stack, mapping.uuid)
+
+
+def _assert_exposed(stack: Stack, uuid: str) -> None:
+    """The mapping's stream metrics reach GET /metrics and `eventmill status --json`."""
+    text = urllib.request.urlopen(stack.api.url + "/metrics", timeout=10).read().decode()
+    for name in ("batches", "retries", "bisections", "discarded_records", "on_failure_deliveries", "iterator_age_sum", "iterator_age_count"):
+        assert re.search(rf'^eventmill_{name}(_total)?{{mapping="{uuid}"}} [0-9.e+]+$', text, re.M), name
+    proc = subprocess.run(
+        [sys.executable, "-m", "broker.cli", "status", "--json"], env=stack.env(), cwd=str(ROOT), capture_output=True, timeout=60,
+    )
+    fields = json.loads(proc.stdout)["mappings"][uuid]
+    assert {"Batches", "Retries", "Bisections", "DiscardedRecords", "OnFailureDeliveries", "IteratorAge:sum"} <= set(fields)
 
 
 def test_record_age_expires_a_stuck_batch(stack: Stack, em_prefix: str) -> None:
@@ -73,7 +93,11 @@ def test_record_age_expires_a_stuck_batch(stack: Stack, em_prefix: str) -> None:
     name = em_prefix.rstrip(":") + "age"
     arn = make_stream(stack, name, 1)
     url, qarn = _queue(stack, name + "-fail")
-    mapping = kinesis_mapping(stack, "stuck", arn, batch_size=5, maximum_record_age_s=60, on_failure_destination=qarn)
+    # A window (30 s x 0.01) so the five records of one PutRecords form one batch even when
+    # a poll lands in the middle of moto's put.
+    mapping = kinesis_mapping(
+        stack, "stuck", arn, batch_size=5, maximum_batching_window_s=30, maximum_record_age_s=60, on_failure_destination=qarn,
+    )
     stack.start_pollers()
     stack.wait_for(lambda: stack.redis.hlen(stack.keys.stream_lease_owners(mapping.uuid)), timeout=20, what="the shard lease")
     first = put_records(stack, name, 5, 1)

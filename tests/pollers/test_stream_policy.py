@@ -8,8 +8,9 @@ import pytest
 
 from pollers.stream_policy import (
     Bisect, Commit, Discard, Failed, NotRun, PartiallyFailed, Progress, Retry, RetryPolicy, ShardInfo, Succeeded,
-    backoff_s, classify, decide, fair_share, lane_for, startable, window_bounds,
+    backoff_s, classify, decide, fair_share, idle_poll_s, lane_for, startable, window_bounds,
 )
+from pollers.stream_window import STATE_LIMIT_BYTES, WindowState, too_large
 
 SEQS = ["10", "11", "12", "13"]
 
@@ -116,3 +117,17 @@ def test_lane_is_stable_and_spread() -> None:
 @pytest.mark.parametrize("arrival,size,expected", [(100.0, 60, (60.0, 120.0)), (119.99, 60, (60.0, 120.0)), (120.0, 60, (120.0, 180.0))])
 def test_window_bounds(arrival: float, size: float, expected: tuple[float, float]) -> None:
     assert window_bounds(arrival, size) == expected
+
+
+@pytest.mark.parametrize("quiet,expected", [(0.0, 0.05), (4.99, 0.05), (5.0, 0.25), (600.0, 0.25)])
+def test_idle_poll_is_fast_only_while_the_shard_was_busy_lately(quiet: float, expected: float) -> None:
+    assert idle_poll_s(quiet, 0.05, 0.25) == expected
+
+
+def test_window_state_round_trip_and_limit() -> None:
+    saved = WindowState((60.0, 120.0), {"n": 3}, 42)
+    assert WindowState.loads(saved.dumps()) == saved
+    assert WindowState.loads(None) == WindowState()
+    assert WindowState.loads(WindowState(None, {}, 7).dumps()) == WindowState(None, {}, 7)
+    assert not too_large({"pad": "x" * (STATE_LIMIT_BYTES - 20)})
+    assert too_large({"pad": "x" * STATE_LIMIT_BYTES})
