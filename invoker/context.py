@@ -30,6 +30,10 @@ class Context:
     # concurrency slot (request id -> concurrency ZSET key) of the running invocation.
     claimed_events: set[str] = field(default_factory=set)
     running: dict[str, str] = field(default_factory=dict)
+    # Held while this process runs invocations: rq's job thread takes it for every job,
+    # the dispatcher takes it (without waiting) to run a sync request itself, so a worker
+    # still runs one thing at a time (invoker/dispatch.py).
+    execution: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.prefix)

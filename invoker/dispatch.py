@@ -17,6 +17,7 @@ from rq import Queue
 
 from broker.events import now_ms
 from invoker.context import Context
+from invoker.jobs import run_sync_now
 from invoker.scripts import DISPATCH
 
 log = logging.getLogger("eventmill.invoker")
@@ -63,13 +64,30 @@ def dispatch_due(ctx: Context, queue: Queue) -> int:
     return len(rids)
 
 
+def run_or_enqueue_sync(ctx: Context, queue: Queue, request_id: str) -> None:
+    """Run a sync request here when the worker is idle, else queue it as an rq job.
+
+    A sync request is a caller waiting (an API Invoke, or a poller's batch: one batch is
+    one invocation). rq's job lifecycle costs ~65 Redis commands, more than a small
+    invocation itself, so an idle worker skips it; a busy one queues the request at the
+    front, to run right after the current job.
+    """
+    if ctx.execution.acquire(blocking=False):
+        try:
+            run_sync_now(request_id)
+        finally:
+            ctx.execution.release()
+    else:
+        queue.enqueue_call("invoker.jobs.run_sync", args=(request_id,), at_front=True, **enqueue_options())  # type: ignore[arg-type]
+
+
 def run(ctx: Context, queue: Queue, stop: threading.Event) -> None:
     keys = ctx.keys
     while not stop.is_set():
         try:
             popped = ctx.redis.blpop([keys.sync_pending, keys.async_wake], timeout=POLL_S)
             if popped and popped[0].decode() == keys.sync_pending:
-                queue.enqueue_call("invoker.jobs.run_sync", args=(popped[1].decode(),), at_front=True, **enqueue_options())  # type: ignore[arg-type]
+                run_or_enqueue_sync(ctx, queue, popped[1].decode())
                 continue
             while dispatch_due(ctx, queue) >= DISPATCH_LIMIT and not stop.is_set():
                 pass

@@ -46,6 +46,11 @@ class FunctionCache:
 
 def run_events(token: int, request_ids: list[str]) -> int:
     """Process dispatched async events; returns how many this job actually ran."""
+    with current().execution:
+        return _run_events(token, request_ids)
+
+
+def _run_events(token: int, request_ids: list[str]) -> int:
     ctx = current()
     deadline = now_ms() + int(ctx.settings.lease_s * 1000)
     claimed = [r.decode() for r in ctx.script(CLAIM_MANY)(keys=[ctx.keys.event_schedule], args=[token, deadline, *request_ids])]
@@ -204,7 +209,14 @@ def _finish(ctx: Context, event: AsyncEvent, condition: str) -> None:
 
 
 def run_sync(request_id: str) -> None:
-    """Run a RequestResponse invoke and hand the outcome back to the waiting API call."""
+    """Run a RequestResponse invoke and hand the outcome back to the waiting caller (an rq
+    job: the dispatcher found this worker busy, see invoker/dispatch.py)."""
+    with current().execution:
+        run_sync_now(request_id)
+
+
+def run_sync_now(request_id: str) -> None:
+    """run_sync for a caller that already holds `execution`."""
     ctx = current()
     raw = ctx.redis.get(ctx.keys.sync_request(request_id))
     if raw is None:

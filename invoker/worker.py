@@ -67,7 +67,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         stop.set()
         for thread in threads:
             thread.join(timeout=2)
-        pool.close()
+        with ctx.execution:  # a sync request the dispatcher is running finishes first
+            pool.close()
         try:
             client.zrem(ctx.keys.workers, worker_name)
         except redis.RedisError:
