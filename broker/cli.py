@@ -206,6 +206,10 @@ def status(
             **{k: (round(v, 3) if isinstance(v, float) and not v.is_integer() else int(v)) for k, v in m.items()},
         }
     mappings = {scope[4:]: {k: round(v, 3) for k, v in m.items()} for scope, m in metrics.items() if scope.startswith("esm:")}
+    for scope, m in metrics.items():
+        if scope.startswith("shard:"):
+            uid, _, shard = scope[6:].partition("/")
+            mappings.setdefault(uid, {}).setdefault("shards", {})[shard] = {k: round(v, 3) for k, v in m.items()}
     if json:
         sys.stdout.write(orjson.dumps({"queues": depths, "functions": functions, "mappings": mappings}).decode() + "\n")
         return
@@ -219,11 +223,24 @@ def status(
     if mappings:
         esm = Table("mapping", "Polled", "Filtered", "Batches", "avg size", "Invoked", "FailedItems", "Deleted", "Returned", "avg lag ms")
         for uid, m in mappings.items():
+            if "Polled" not in m:
+                continue  # a stream mapping: see the streams table
             size = m.get("BatchSize:sum", 0) / (m.get("BatchSize:count") or 1)
             lag = m.get("Lag:sum", 0) / (m.get("Lag:count") or 1)
             esm.add_row(uid, *(str(int(m.get(k, 0))) for k in ("Polled", "Filtered", "Batches")), f"{size:.1f}",
                         *(str(int(m.get(k, 0))) for k in ("Invoked", "FailedItems", "Deleted", "Returned")), f"{lag:.0f}")
         out.print(esm)
+        streams = Table("mapping / shard", "Batches", "Retries", "Bisections", "Discarded", "OnFailure", "IteratorAge ms", "Backlog")
+        for uid, m in mappings.items():
+            if "shards" not in m and "Polled" in m:
+                continue
+            age = m.get("IteratorAge:sum", 0) / (m.get("IteratorAge:count") or 1)
+            streams.add_row(uid, *(str(int(m.get(k, 0))) for k in ("Batches", "Retries", "Bisections", "DiscardedRecords", "OnFailureDeliveries")),
+                            f"{age:.0f} (avg)", str(int(m.get("EstimatedBacklog", 0))))
+            for shard, g in sorted(m.get("shards", {}).items()):
+                streams.add_row(f"  {shard}", "", "", "", "", "", f"{g.get('ShardIteratorAge', 0):.0f}", str(int(g.get("ShardBacklog", 0))))
+        if streams.row_count:
+            out.print(streams)
 
 
 register_data_commands(app)

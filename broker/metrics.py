@@ -18,7 +18,8 @@ COUNTERS = (
     "DeadLetterErrors", "DestinationDeliveryFailures",
 )
 DISTRIBUTIONS = ("Duration", "AsyncEventAge")
-GAUGES = ("ConcurrentExecutions", "EstimatedBacklog")
+GAUGES = ("ConcurrentExecutions", "EstimatedBacklog", "ShardIteratorAge", "ShardBacklog", "ShardMillisBehindLatest")
+LABELS = {"fn": ["function"], "esm": ["mapping"], "shard": ["mapping", "shard"]}
 
 
 def incr(pipe: Any, keys: Keys, scope: str, name: str, by: int = 1) -> None:
@@ -51,21 +52,22 @@ class RedisMetricsCollector:
         families: dict[str, Any] = {}
         for scope, fields in sorted(self.snapshot.items()):
             kind, _, name = scope.partition(":")
-            label = "function" if kind == "fn" else "mapping"
+            labels = LABELS.get(kind, ["mapping"])
+            values = name.split("/", len(labels) - 1)
             for field_name, value in sorted(fields.items()):
                 base, _, part = field_name.partition(":")
                 metric = f"eventmill_{_snake(base)}"
                 if part:
                     if part != "sum":
                         continue
-                    fam = families.setdefault(metric, SummaryMetricFamily(metric, f"{base} (sum and count)", labels=[label]))
-                    fam.add_metric([name], count_value=fields.get(f"{base}:count", 0.0), sum_value=value)
+                    fam = families.setdefault(metric, SummaryMetricFamily(metric, f"{base} (sum and count)", labels=labels))
+                    fam.add_metric(values, count_value=fields.get(f"{base}:count", 0.0), sum_value=value)
                 elif base in GAUGES:
-                    fam = families.setdefault(metric, GaugeMetricFamily(metric, base, labels=[label]))
-                    fam.add_metric([name], value)
+                    fam = families.setdefault(metric, GaugeMetricFamily(metric, base, labels=labels))
+                    fam.add_metric(values, value)
                 else:
-                    fam = families.setdefault(metric, CounterMetricFamily(metric, base, labels=[label]))
-                    fam.add_metric([name], value)
+                    fam = families.setdefault(metric, CounterMetricFamily(metric, base, labels=labels))
+                    fam.add_metric(values, value)
         return list(families.values())
 
 

@@ -165,6 +165,9 @@ class StreamPoller:
                 await self.checkpoints.clear_inflight(shard)
             await self.leases.release([shard])
             await self.ctx.redis.hdel(self.ctx.keys.stream_backlog(self.mapping.uuid), shard)
+            scope = shard_scope(self.mapping.uuid, shard)
+            await self.ctx.redis.delete(self.ctx.keys.metrics(scope))
+            await self.ctx.redis.srem(self.ctx.keys.metric_scopes, scope)
 
     async def _heartbeat_loop(self, stop: asyncio.Event) -> None:
         interval = self.lease_s / 4
@@ -194,15 +197,31 @@ class StreamPoller:
             await asyncio.sleep(interval)
 
     async def _publish_backlog(self) -> None:
-        key = self.ctx.keys.stream_backlog(self.mapping.uuid)
+        """Per-shard gauges (scope `shard:<mapping>/<shard>`: IteratorAge of the last batch,
+        records read and not yet checkpointed, MillisBehindLatest of the last read) and the
+        mapping's EstimatedBacklog summed over every process's shards."""
+        keys = self.ctx.keys
+        key = keys.stream_backlog(self.mapping.uuid)
         values = {s: h.worker.backlog for s, h in self.held.items()}
         async with self.ctx.redis.pipeline(transaction=False) as pipe:
+            for shard, held in self.held.items():
+                scope = shard_scope(self.mapping.uuid, shard)
+                pipe.hset(keys.metrics(scope), mapping={
+                    "ShardIteratorAge": round(held.worker.env.iterator_age_ms, 1),
+                    "ShardBacklog": held.worker.backlog,
+                    "ShardMillisBehindLatest": held.worker.behind_ms,
+                })
+                pipe.sadd(keys.metric_scopes, scope)
             if values:
                 pipe.hset(key, mapping=values)
             pipe.hvals(key)
             reply = await pipe.execute()
         total = sum(int(v) for v in reply[-1])
         await self.ctx.redis.hset(self.ctx.keys.metrics(f"esm:{self.mapping.uuid}"), "EstimatedBacklog", total)
+
+
+def shard_scope(mapping: str, shard: str) -> str:
+    return f"shard:{mapping}/{shard}"
 
 
 def _redis_ms(reply: Any) -> int:

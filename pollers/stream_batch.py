@@ -57,6 +57,7 @@ class BatchEnv:
     stopping: asyncio.Event
     pending: list[tuple[str, float, bool]] = field(default_factory=list)  # metrics not yet written
     inflight_until: float = 0.0  # epoch s our in-flight marker in Redis covers
+    iterator_age_ms: float = 0.0  # of the last batch invoked: the shard's IteratorAge gauge
 
     @property
     def scope(self) -> str:
@@ -163,7 +164,8 @@ async def _invoke(env: BatchEnv, batch: list[StreamRecord], payload: dict[str, A
     reply = await env.ctx.invoke_batch(env.mapping, payload)
     env.count("Batches")
     if batch:
-        env.observe("IteratorAge", max(0.0, time.time() - batch[-1].arrival) * 1000)
+        env.iterator_age_ms = max(0.0, time.time() - batch[-1].arrival) * 1000
+        env.observe("IteratorAge", env.iterator_age_ms)
     if reply.error:
         log.warning("batch of shard %s not run: %s", env.shard_id, reply.error)
     return reply

@@ -85,6 +85,11 @@ def _assert_exposed(stack: Stack, uuid: str) -> None:
     )
     fields = json.loads(proc.stdout)["mappings"][uuid]
     assert {"Batches", "Retries", "Bisections", "DiscardedRecords", "OnFailureDeliveries", "IteratorAge:sum"} <= set(fields)
+    shards = fields["shards"]
+    assert shards and all({"ShardIteratorAge", "ShardBacklog", "ShardMillisBehindLatest"} <= set(g) for g in shards.values()), shards
+    shard = sorted(shards)[0]
+    for name in ("shard_iterator_age", "shard_backlog", "shard_millis_behind_latest"):
+        assert re.search(rf'^eventmill_{name}{{mapping="{uuid}",shard="{shard}"}} [0-9.e+]+$', text, re.M), name
 
 
 def test_record_age_expires_a_stuck_batch(stack: Stack, em_prefix: str) -> None:
