@@ -61,26 +61,26 @@ def test_state_flows_within_a_window_and_the_final_invoke_closes_it(stack: Stack
     stack.create_function("win", WINDOWED)
     name = em_prefix.rstrip(":") + "win"
     arn = make_stream(stack, name, 1)
-    kinesis_mapping(stack, "win", arn, batch_size=2, tumbling_window_s=100)  # 1 s windows
+    kinesis_mapping(stack, "win", arn, batch_size=2, tumbling_window_s=300)  # 3 s windows: six puts fit one on a loaded box
     stack.start_pollers()
     put_records(stack, name, 1, 1, start=100)  # warm the handler and the shard reader up
     stack.wait_for(lambda: any(c["final"] for c in calls(stack, "win")), timeout=20, what="the warm-up window to close")
     before = len(calls(stack, "win"))
-    first = after_boundary(1.0)
+    first = after_boundary(3.0, within=0.3)
     put_records(stack, name, 6, 1)
     stack.wait_for(lambda: sum(c["final"] for c in calls(stack, "win")[before:]) >= 1, timeout=20, what="the first window's final invoke")
     put_records(stack, name, 2, 1, start=6)  # the next window
     stack.wait_for(lambda: sum(c["final"] for c in calls(stack, "win")[before:]) >= 2, timeout=20, what="the second window's final invoke")
 
     runs = calls(stack, "win")[before:]
-    window = {"start": iso(first), "end": iso(first + 1)}
+    window = {"start": iso(first), "end": iso(first + 3)}
     one = [c for c in runs if c["window"] == window]
     assert [i for c in one for i, _ in c["items"]] == [0, 1, 2, 3, 4, 5]
-    assert all(first <= arrival < first + 1 for c in one for _, arrival in c["items"])  # aligned from arrival times
+    assert all(first <= arrival < first + 3 for c in one for _, arrival in c["items"])  # aligned from arrival times
     assert one[0]["state"]["count"] is None  # a window starts with an empty state
     assert [c["state"]["count"] for c in one[1:]] == [sum(len(p["items"]) for p in one[:k + 1]) for k in range(len(one) - 1)]
     assert [c["final"] for c in one] == [False] * (len(one) - 1) + [True]
-    assert one[-1]["state"]["count"] == 6 and one[-1]["start"] >= first + 1  # the final invoke comes after the end
+    assert one[-1]["state"]["count"] == 6 and one[-1]["start"] >= first + 3  # the final invoke comes after the end
     assert not any(c["early"] for c in runs)
     two = [c for c in runs if c["window"] != window]
     assert [i for c in two for i, _ in c["items"]] == [6, 7]
