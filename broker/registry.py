@@ -6,9 +6,12 @@ processes, read with `load_function`.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import orjson
 import redis
 import redis.asyncio as aredis
+from redis.exceptions import WatchError
 
 from broker.config import FunctionConfig
 from broker.errors import function_not_found
@@ -29,6 +32,45 @@ class Registry:
         if config is None:
             raise function_not_found(name)
         return config
+
+    async def create(self, config: FunctionConfig) -> bool:
+        """Store a new function; False if one of that name exists (two concurrent
+        CreateFunction calls: exactly one wins)."""
+        key = self.keys.function(config.name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    if await pipe.exists(key):
+                        return False
+                    pipe.multi()
+                    pipe.set(key, orjson.dumps(config.to_dict()))
+                    pipe.sadd(self.keys.functions, config.name)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    async def change(self, name: str, edit: Callable[[FunctionConfig], FunctionConfig]) -> FunctionConfig:
+        """Read, `edit`, write, under WATCH: when another call changes the function in
+        between, this one runs `edit` again on the new value instead of overwriting it
+        (concurrent UpdateFunctionConfiguration and PutFunctionConcurrency both land).
+        `edit` may raise (validation, RevisionId) and then nothing is written."""
+        key = self.keys.function(name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise function_not_found(name)
+                    updated = edit(FunctionConfig.from_dict(orjson.loads(raw)))
+                    pipe.multi()
+                    pipe.set(key, orjson.dumps(updated.to_dict()))
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
 
     async def put(self, config: FunctionConfig) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

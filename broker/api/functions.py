@@ -9,7 +9,7 @@ from aiohttp import web
 
 from broker.api.app import json_response, read_json, state
 from broker.code import from_api_code
-from broker.config import parse_settings, resolve_name
+from broker.config import FunctionConfig, parse_settings, resolve_name
 from broker.deploy import build_function
 from broker.errors import PreconditionFailedException, ResourceConflictException, constraint, function_not_found
 
@@ -28,7 +28,8 @@ async def create_function(request: web.Request) -> web.Response:
     if await st.registry.find(name):
         raise ResourceConflictException(f"Function already exist: {name}", Type="User")
     config = build_function(body, st.data_dir)
-    await st.registry.put(config)
+    if not await st.registry.create(config):
+        raise ResourceConflictException(f"Function already exist: {name}", Type="User")
     return json_response(config.to_api(), status=201)
 
 
@@ -73,23 +74,24 @@ async def update_code(request: web.Request) -> web.Response:
     config = await st.registry.get(_name(request))
     body = await read_json(request)
     code = from_api_code(st.data_dir, config.name, body)
-    updated = config.with_changes(code_dir=code.directory, code_sha256=code.sha256, code_size=code.size)
-    await st.registry.put(updated)
+    updated = await st.registry.change(config.name, lambda c: c.with_changes(code_dir=code.directory, code_sha256=code.sha256, code_size=code.size))
     return json_response(updated.to_api())
 
 
 async def update_configuration(request: web.Request) -> web.Response:
     st = state(request)
-    config = await st.registry.get(_name(request))
     body = await read_json(request)
-    revision = body.get("RevisionId")
-    if revision and revision != config.revision_id:
-        raise _precondition(config.revision_id)
-    changes = parse_settings(body, base=config.to_dict())
-    if config.runtime not in ("provided", "provided.al2", "provided.al2023") and changes.get("handler") == "":
-        changes.pop("handler")
-    updated = config.with_changes(**changes)
-    await st.registry.put(updated)
+
+    def edit(config: FunctionConfig) -> FunctionConfig:
+        revision = body.get("RevisionId")
+        if revision and revision != config.revision_id:
+            raise _precondition(config.revision_id)
+        changes = parse_settings(body, base=config.to_dict())
+        if config.runtime not in ("provided", "provided.al2", "provided.al2023") and changes.get("handler") == "":
+            changes.pop("handler")
+        return config.with_changes(**changes)
+
+    updated = await st.registry.change(_name(request), edit)
     return json_response(updated.to_api())
 
 

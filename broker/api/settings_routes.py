@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from broker.api.app import json_response, read_json, state
-from broker.config import EventInvokeConfig, parse_reserved_concurrency, resolve_name
+from broker.config import EventInvokeConfig, FunctionConfig, parse_reserved_concurrency, resolve_name
 from broker.errors import ResourceNotFoundException
 
 EIC = "/2019-09-25/functions/{name}/event-invoke-config"
@@ -23,15 +23,17 @@ def _no_config(name: str) -> ResourceNotFoundException:
 async def put_invoke_config(request: web.Request) -> web.Response:
     config = await _config(request)
     ic = EventInvokeConfig.parse(await read_json(request))
-    await state(request).registry.put(config.with_changes(invoke_config=ic))
+    await state(request).registry.change(config.name, lambda c: c.with_changes(invoke_config=ic))
     return json_response(ic.to_api(config.name))
 
 
 async def update_invoke_config(request: web.Request) -> web.Response:
     config = await _config(request)
-    ic = EventInvokeConfig.parse(await read_json(request), base=config.invoke_config)
-    await state(request).registry.put(config.with_changes(invoke_config=ic))
-    return json_response(ic.to_api(config.name))
+    body = await read_json(request)
+    updated = await state(request).registry.change(
+        config.name, lambda c: c.with_changes(invoke_config=EventInvokeConfig.parse(body, base=c.invoke_config)))
+    assert updated.invoke_config is not None
+    return json_response(updated.invoke_config.to_api(config.name))
 
 
 async def get_invoke_config(request: web.Request) -> web.Response:
@@ -43,9 +45,13 @@ async def get_invoke_config(request: web.Request) -> web.Response:
 
 async def delete_invoke_config(request: web.Request) -> web.Response:
     config = await _config(request)
-    if config.invoke_config is None:
-        raise _no_config(config.arn + ":$LATEST")
-    await state(request).registry.put(config.with_changes(invoke_config=None))
+
+    def edit(current: FunctionConfig) -> FunctionConfig:
+        if current.invoke_config is None:
+            raise _no_config(current.arn + ":$LATEST")
+        return current.with_changes(invoke_config=None)
+
+    await state(request).registry.change(config.name, edit)
     return web.Response(status=204)
 
 
@@ -58,7 +64,7 @@ async def list_invoke_configs(request: web.Request) -> web.Response:
 async def put_concurrency(request: web.Request) -> web.Response:
     config = await _config(request)
     value = parse_reserved_concurrency(await read_json(request))
-    await state(request).registry.put(config.with_changes(reserved_concurrency=value))
+    await state(request).registry.change(config.name, lambda c: c.with_changes(reserved_concurrency=value))
     return json_response({"ReservedConcurrentExecutions": value})
 
 
@@ -71,7 +77,7 @@ async def get_concurrency(request: web.Request) -> web.Response:
 
 async def delete_concurrency(request: web.Request) -> web.Response:
     config = await _config(request)
-    await state(request).registry.put(config.with_changes(reserved_concurrency=None))
+    await state(request).registry.change(config.name, lambda c: c.with_changes(reserved_concurrency=None))
     return web.Response(status=204)
 
 

@@ -256,3 +256,40 @@ def test_metrics_endpoint_is_prometheus_text(stack: Stack) -> None:
     assert sample("async_events_received", "metered") == 1
     assert re.search(r"^# TYPE eventmill_invocations(_total)? counter$", text, re.M), text
     assert 'eventmill_duration_count{function="metered"} 3.0' in text
+
+
+def test_concurrent_changes_to_one_function_all_land(stack: Stack) -> None:
+    """UpdateFunctionConfiguration, PutFunctionConcurrency and PutFunctionEventInvokeConfig
+    racing on one function each change their own field; none overwrites another's."""
+    import concurrent.futures
+
+    stack.create_function("racy", "def handler(event, context):\n    return 1\n")
+    clients = [stack.client("lambda", endpoint_url=stack.api.url) for _ in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        for round_ in range(1, 16):
+            calls = [
+                pool.submit(clients[0].update_function_configuration, FunctionName="racy", Timeout=round_ + 1),
+                pool.submit(clients[1].put_function_concurrency, FunctionName="racy", ReservedConcurrentExecutions=round_),
+                pool.submit(clients[2].put_function_event_invoke_config, FunctionName="racy", MaximumRetryAttempts=round_ % 3),
+            ]
+            for call in calls:
+                call.result()
+            got = stack.lambda_client.get_function(FunctionName="racy")
+            ic = stack.lambda_client.get_function_event_invoke_config(FunctionName="racy")
+            assert (got["Configuration"]["Timeout"], got["Concurrency"]["ReservedConcurrentExecutions"], ic["MaximumRetryAttempts"]) == (
+                round_ + 1, round_, round_ % 3), f"round {round_}"
+
+
+def test_concurrent_creates_of_one_name_make_one_function(stack: Stack) -> None:
+    import concurrent.futures
+
+    def create(_: int) -> str:
+        try:
+            stack.create_function("once", "def handler(event, context):\n    return 1\n")
+            return "created"
+        except ClientError as exc:
+            return exc.response["Error"]["Code"]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = sorted(pool.map(create, range(4)))
+    assert outcomes == ["ResourceConflictException"] * 3 + ["created"]
