@@ -30,6 +30,11 @@ class Keys:
         """SET of event source mapping UUIDs."""
         return f"{self.prefix}esms"
 
+    @property
+    def mappings_changed(self) -> str:
+        """Pub/sub channel: a mapping's UUID each time one is written, so pollers react at once."""
+        return f"{self.prefix}esms:changed"
+
     def mapping(self, uuid: str) -> str:
         """STRING: orjson EventSourceMapping (written by the API / deploy, state moved by pollers)."""
         return f"{self.prefix}esm:{uuid}"

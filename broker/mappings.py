@@ -277,6 +277,7 @@ class MappingRegistry:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.mapping(mapping.uuid), orjson.dumps(mapping.to_dict()))
             pipe.sadd(self.keys.mappings, mapping.uuid)
+            pipe.publish(self.keys.mappings_changed, mapping.uuid)
             await pipe.execute()
 
     async def change(self, uuid: str, step: Callable[[EventSourceMapping], EventSourceMapping | None]) -> EventSourceMapping | None:
@@ -297,6 +298,8 @@ class MappingRegistry:
                         pipe.srem(self.keys.mappings, uuid)
                     elif new != current:
                         pipe.set(key, orjson.dumps(new.to_dict()))
+                    if new != current:
+                        pipe.publish(self.keys.mappings_changed, uuid)
                     await pipe.execute()
                     return new
                 except redis.WatchError:

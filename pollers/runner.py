@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import uuid
+from typing import Any
 from dataclasses import dataclass, field
 
 import redis.asyncio as aredis
@@ -68,18 +69,37 @@ class Runner:
         self.stopping: dict[str, Running] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.reconcile(await self.registry.all())
-            except (aredis.RedisError, OSError) as exc:
-                log.warning("reconcile failed: %s", exc)
-            try:
-                await asyncio.wait_for(stop.wait(), RECONCILE_S)
-            except asyncio.TimeoutError:
-                pass
+        changes = self.ctx.redis.pubsub()
+        try:
+            await changes.subscribe(self.ctx.keys.mappings_changed)
+        except (aredis.RedisError, OSError) as exc:
+            log.warning("cannot subscribe to mapping changes (reconciling every %.1f s): %s", RECONCILE_S, exc)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.reconcile(await self.registry.all())
+                except (aredis.RedisError, OSError) as exc:
+                    log.warning("reconcile failed: %s", exc)
+                await self._pause(changes)
+        finally:
+            await changes.aclose()
         for uid in list(self.running):
             self._begin_stop(uid)
         await asyncio.gather(*(r.task for r in self.stopping.values()), return_exceptions=True)
+
+    async def _pause(self, changes: Any) -> None:
+        """Until a mapping is written (API create/update/delete publish its UUID) or
+        RECONCILE_S passes: a new mapping starts polling at once, and a missed message
+        (Redis restarted, a writer that does not publish) only costs RECONCILE_S."""
+        try:
+            if changes.subscribed:
+                if await changes.get_message(ignore_subscribe_messages=True, timeout=RECONCILE_S):
+                    while await changes.get_message(ignore_subscribe_messages=True, timeout=0):
+                        pass  # one reconcile covers a burst of changes
+                return
+        except (aredis.RedisError, OSError):
+            pass
+        await asyncio.sleep(RECONCILE_S)
 
     async def reconcile(self, mappings: list[EventSourceMapping]) -> None:
         seen = {m.uuid for m in mappings}

@@ -45,6 +45,7 @@ def put_mapping(client: redis.Redis, keys: Keys, mapping: EventSourceMapping) ->
     with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.mapping(mapping.uuid), orjson.dumps(mapping.to_dict()))
         pipe.sadd(keys.mappings, mapping.uuid)
+        pipe.publish(keys.mappings_changed, mapping.uuid)
         pipe.execute()
 
 
