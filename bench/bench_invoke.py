@@ -25,7 +25,6 @@ warm env < 80 MB.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import io
 import os
@@ -36,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -51,6 +49,9 @@ import orjson
 import redis
 import rq
 from rq import Queue, SimpleWorker
+
+from bench.procstats import descendants, pct, proc_name, pss_kb, vm_rss_kb  # noqa: E402
+from tests.stack import ApiThread  # noqa: E402
 
 PREFIX = "bench:"
 STAMP_SRC = "import time\n\ndef handler(event, context):\n    return time.time()\n"
@@ -69,61 +70,8 @@ def stamp() -> float:
 
 # --- helpers ---------------------------------------------------------------------------
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def ms(v: float) -> str:
     return f"{v:.2f} ms"
-
-
-def vm_rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def proc_name(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return "?"
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, pp in parents.items() if pp == current]
-        found += kids
-        frontier += kids
-    return found
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.005) -> Any:
@@ -196,39 +144,6 @@ def raw_rq(redis_url: str, n: int, single: int) -> dict[str, Any]:
 
 
 # --- the deployment ---------------------------------------------------------------------
-
-class ApiThread:
-    def __init__(self, settings: Any) -> None:
-        from aiohttp import web
-
-        from broker.api.app import create_app
-        from broker.embedded import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._runner: Any = None
-
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(create_app(settings), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-            self._ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True, name="api")
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("API thread did not start")
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
 
 class Deployment:
     def __init__(self, redis_url: str, data_dir: Path) -> None:

@@ -21,39 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sandbox import FunctionSpec, InvokeRequest, Pool  # noqa: E402
 from sandbox.interpreter import find_interpreter  # noqa: E402
+from bench.procstats import descendants, pct, vm_rss_kb  # noqa: E402
 
 HANDLER = "import json\ndef handler(event, context):\n    return {'ok': True, 'n': event.get('n')}\n"
-
-
-def vm_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, pp in parents.items() if pp == current]
-        found += kids
-        frontier += kids
-    return found
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ class ApiThread:
 
     def _serve(self, settings: Settings) -> None:
         asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(create_app(settings))
+        self._runner = web.AppRunner(create_app(settings), access_log=None)
         self._loop.run_until_complete(self._runner.setup())
         self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
         self._ready.set()
