@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 
 from rq import Queue
 
@@ -82,13 +83,19 @@ def run_or_enqueue_sync(ctx: Context, queue: Queue, request_id: str) -> None:
 
 
 def run(ctx: Context, queue: Queue, stop: threading.Event) -> None:
+    """Sync requests first, but due async events are dispatched at least every POLL_S
+    even while sync requests keep coming (a steady stream of batches from the pollers
+    must not starve the async path)."""
     keys = ctx.keys
+    dispatched_at = 0.0
     while not stop.is_set():
         try:
             popped = ctx.redis.blpop([keys.sync_pending, keys.async_wake], timeout=POLL_S)
             if popped and popped[0].decode() == keys.sync_pending:
                 run_or_enqueue_sync(ctx, queue, popped[1].decode())
-                continue
+                if time.monotonic() - dispatched_at < POLL_S:
+                    continue
+            dispatched_at = time.monotonic()
             while dispatch_due(ctx, queue) >= DISPATCH_LIMIT and not stop.is_set():
                 pass
         except Exception:  # a Redis blip must not kill the dispatcher thread

@@ -312,3 +312,31 @@ def test_failure_delivery_to_missing_queue_is_counted(stack: Stack) -> None:
     assert stack.metric("lost", "DeadLetterErrors") == 1
     assert [d["requestId"] for d in stack.dlq("lost")] == [rid]
     stack.wait_for(lambda: settled(stack, "lost"), what="event to be finished")
+
+
+def test_async_events_run_while_sync_requests_keep_one_worker_busy(stack: Stack) -> None:
+    """A steady stream of sync invokes (as the pollers send batches) on one worker still
+    lets a due async event run: the dispatcher does not only serve sync requests."""
+    import threading
+
+    stack.start_worker()
+    stack.create_function("busy", "import time\ndef handler(event, context):\n    time.sleep(0.05)\n    return event\n")
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        client = stack.client("lambda", endpoint_url=stack.api.url)
+        while not stop.is_set():
+            client.invoke(FunctionName="busy", Payload=b'{"sync": true}')
+
+    load = [threading.Thread(target=keep_busy, daemon=True) for _ in range(3)]
+    for thread in load:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        stack.lambda_client.invoke(FunctionName="busy", InvocationType="Event", Payload=b'{"async": true}')
+        stack.wait_for(lambda: any(r["event"] == {"async": True} for r in stack.results("busy")), timeout=10, what="the async event to run")
+        assert all(thread.is_alive() for thread in load), "the sync load was still running"
+    finally:
+        stop.set()
+        for thread in load:
+            thread.join(30)
