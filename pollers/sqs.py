@@ -241,6 +241,7 @@ class SqsPoller:
                 (release.append(record) if group in heads else heads.add(group))
         release += [r for r in carry if r["attributes"].get("MessageGroupId") in heads]
         carry[:] = [r for r in carry if r["attributes"].get("MessageGroupId") not in heads]
+        self.forget(release)  # whoever receives them next times them again
         assert self.queue is not None
         for start in range(0, len(release), RECEIVE_MAX):
             try:
