@@ -10,26 +10,24 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def vm_rss_kb(pid: int) -> int:
+def _kb_field(path: str, name: str) -> int:
+    """The kB figure of the `name:` line of a /proc file; 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(name + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vm_rss_kb(pid: int) -> int:
+    return _kb_field(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _kb_field(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def proc_name(pid: int) -> str:

@@ -24,6 +24,7 @@ from pollers.filtering import FilterSet
 from pollers.leases import ShardLeases
 from pollers.stream_batch import BatchEnv
 from pollers.stream_client import RawPageParserFactory
+from pollers.stream_lane import wait_either
 from pollers.stream_policy import SHARD_END, RetryPolicy, ShardInfo, fair_share, startable
 from pollers.stream_shard import ShardWorker
 from pollers.stream_source import StreamSource
@@ -88,7 +89,7 @@ class StreamPoller:
                         await self._balance()
                     except Exception as exc:  # a source or Redis blip: keep the shards we have, try again
                         log.warning("mapping %s: balancing failed: %s", self.mapping.uuid, exc)
-                    await _either(stop, self.relist, BALANCE_S)
+                    await wait_either(self.relist, stop, BALANCE_S)
             finally:
                 for held in self.held.values():
                     held.stopping.set()
@@ -227,12 +228,3 @@ def shard_scope(mapping: str, shard: str) -> str:
 def _redis_ms(reply: Any) -> int:
     seconds, micros = reply
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-async def _either(a: asyncio.Event, b: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
